@@ -14,20 +14,9 @@ import dataclasses
 import numpy as np
 
 from attndilute.data.volume import Box, Volume
+from attndilute.masks import padding_fraction  # Eq. 4 lives in the core
 
 PAD_MODES = ("symmetric", "end")
-
-
-def padding_fraction(extent: float, crop: int) -> float:
-    """Eq. 4: ``pf = max(1 - L / C, 0)``.
-
-    Kept here until ``attndilute.masks.padding_fraction`` (core) is the single home of Eq. 4.
-
-    Args:
-        extent: L, native axial extent after resampling (voxels).
-        crop: C, the crop size along Z (voxels).
-    """
-    return max(1.0 - float(extent) / float(crop), 0.0)
 
 
 def crop_or_pad(vol: Volume, crop: tuple[int, int, int], *, pad_mode: str = "symmetric") -> Volume:

@@ -1,0 +1,75 @@
+"""``attndilute adi --model M``: attention dilution index per scan, stage, block and head (seed §2.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("adi")
+    def adi(
+        model: str = typer.Option(..., "--model", help="Checkpoint (.safetensors/.pt) or random:<preset>."),
+        data: Path | None = typer.Option(None, "--data", help="Cohort folder (default: embedded phantom)."),
+        out: Path = typer.Option(Path("adi"), "--out", help="Output folder."),
+        crop: tuple[int, int, int] | None = typer.Option(
+            None, "--crop", help="X Y Z (default: checkpoint's)."
+        ),
+        heads: str = typer.Option("per-head", "--heads", help="per-head (Eq. 6-7) or mean-attention."),
+        batch_size: int = typer.Option(2, "--batch-size", help="Scans per forward."),
+        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cuda:0."),
+        split: str = typer.Option("all", "--split", help="all, train or test cases."),
+        autocast: str | None = typer.Option(None, "--autocast", help="bf16 or fp16 (entropy stays float32)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of random:<preset> weights."),
+    ) -> None:
+        """Measure ADI online and write adi.zarr, adi_stages.csv, adi.png and adi.html."""
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Table
+
+        from attndilute.study.adi import run_adi
+
+        console = Console(stderr=True)
+        columns = (TextColumn("adi"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+            task = bar.add_task("adi", total=None)
+            run = run_adi(
+                model,
+                out=out,
+                data=data,
+                crop=crop,
+                heads=heads,
+                batch_size=batch_size,
+                device=device,
+                split=split,
+                autocast=autocast,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        table = Table(
+            "stage",
+            "ADI mean",
+            "sd",
+            "input pad",
+            "layout pad",
+            "scans",
+            title=f"adi -> {out} ({run.dataset.sizes['scan']} scans, {heads})",
+        )
+        for row in run.summary.itertuples():
+            table.add_row(
+                f"S{row.stage}",
+                f"{row.mean_adi:.4f}",
+                f"{row.sd_adi:.4f}",
+                f"{row.mean_adi_input_pad:.4f}",
+                f"{row.mean_adi_layout_pad:.4f}",
+                str(row.n),
+            )
+        Console().print(table)
+        rho, p = run.spearman
+        deepest = int(run.stages["stage"].max())
+        Console().print(
+            f"Spearman rho(S{deepest} ADI, padding fraction) = {rho:.3f} (p = {p:.2g})"
+            + (f"; resumed after {run.resumed} scans" if run.resumed else "")
+            + f"; {run.seconds:.1f}s"
+        )

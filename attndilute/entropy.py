@@ -1,0 +1,148 @@
+"""Entropy decomposition of attention and the attention dilution index (seed Eq. 5-7).
+
+For post-softmax weights ``α`` of query i, the entropy spent on a key class K is
+``H_i^{Q->K} = -Σ_{j∈K} α_ij log α_ij`` (Eq. 5-6) with ``0 log 0 = 0``. Summing over the queries
+of class Q gives ``h_QK``; ``ADI = h_rp / (h_rr + h_rp)`` (Eq. 7) is the share of the real queries'
+entropy that goes to padding keys.
+
+Two equivalent forms:
+
+- :func:`entropy_decomposition` takes the attention weights (what a softmax hook sees);
+- :func:`entropy_decomposition_from_scores` takes pre-softmax scores and works tile by tile with
+  ``H_S = Σ_{j∈S} p_j (log Z - s_j)``, never materialising the full softmax — for fused kernels.
+
+Both compute in float32 (float64 if given float64), whatever the input dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+_FIELDS = ("h_rr", "h_rp", "h_pr", "h_pp", "mass_rr", "mass_rp", "mass_pr", "mass_pp", "n_real", "n_pad")
+
+
+@dataclass(frozen=True)
+class EntropySums:
+    """Entropy and attention-mass sums by query class and key class (r = real, p = padding).
+
+    Every attribute is shaped like the leading dims ``(...)`` of the attention it came from, i.e.
+    summed over queries and keys only. ``h_qk`` is the entropy real/pad queries spend on real/pad
+    keys, ``mass_qk`` the attention mass, ``n_real``/``n_pad`` the number of real/pad queries.
+    States are sums: add two ``EntropySums`` (or ``all_reduce`` each field) to pool them.
+    """
+
+    h_rr: torch.Tensor
+    h_rp: torch.Tensor
+    h_pr: torch.Tensor
+    h_pp: torch.Tensor
+    mass_rr: torch.Tensor
+    mass_rp: torch.Tensor
+    mass_pr: torch.Tensor
+    mass_pp: torch.Tensor
+    n_real: torch.Tensor
+    n_pad: torch.Tensor
+
+    def __add__(self, other: EntropySums) -> EntropySums:
+        return EntropySums(*(getattr(self, f) + getattr(other, f) for f in _FIELDS))
+
+    def sum(self, dim: int | tuple[int, ...]) -> EntropySums:
+        """Sum every field over ``dim`` (e.g. over windows)."""
+        return EntropySums(*(getattr(self, f).sum(dim) for f in _FIELDS))
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def neg_plogp(p: torch.Tensor) -> torch.Tensor:
+    """``-p log p`` elementwise with ``0 log 0 = 0`` (no NaN for exact zeros or one-hot rows)."""
+    return torch.where(p > 0, -p * torch.log(torch.where(p > 0, p, torch.ones_like(p))), torch.zeros_like(p))
+
+
+def _class_weights(query_real, key_real, lead, nq, nk, device, dtype):
+    qr = torch.as_tensor(query_real, device=device).bool()
+    kr = torch.as_tensor(key_real, device=device).bool()
+    qr = torch.broadcast_to(qr, (*lead, nq)).to(dtype)
+    kr = torch.broadcast_to(kr, (*lead, nk)).to(dtype)
+    return qr, kr
+
+
+def _sums(ent_k: torch.Tensor, mass_k: torch.Tensor, qr: torch.Tensor) -> EntropySums:
+    """From per-query sums over real/pad keys ``(..., Nq, 2)`` to :class:`EntropySums`."""
+    qp = 1 - qr
+    h = torch.stack([(ent_k * qr[..., None]).sum(-2), (ent_k * qp[..., None]).sum(-2)], -2)  # (..., 2q, 2k)
+    m = torch.stack([(mass_k * qr[..., None]).sum(-2), (mass_k * qp[..., None]).sum(-2)], -2)
+    return EntropySums(
+        h[..., 0, 0], h[..., 0, 1], h[..., 1, 0], h[..., 1, 1],
+        m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1],
+        qr.sum(-1), qp.sum(-1),
+    )  # fmt: skip
+
+
+def entropy_decomposition(
+    attn: torch.Tensor, query_real: torch.Tensor, key_real: torch.Tensor
+) -> EntropySums:
+    """Decompose the entropy of attention rows into real/padding parts (Eq. 5-6).
+
+    Args:
+        attn: (..., Nq, Nk) post-softmax attention weights (any float dtype).
+        query_real: (..., Nq) bool, True for real queries; broadcastable to ``attn[..., 0]``.
+        key_real: (..., Nk) bool, True for real keys; broadcastable to ``attn[..., 0, :]``.
+
+    Returns:
+        :class:`EntropySums` with fields shaped ``(...)`` (summed over the last two axes only).
+    """
+    dtype = _work_dtype(attn.dtype)
+    p = attn.to(dtype)  # (..., Nq, Nk)
+    lead, (nq, nk) = p.shape[:-2], p.shape[-2:]
+    qr, kr = _class_weights(query_real, key_real, lead, nq, nk, p.device, dtype)
+    keys = torch.stack([kr, 1 - kr], -1)  # (..., Nk, 2)
+    ent_k = neg_plogp(p) @ keys  # (..., Nq, 2): per-query entropy on real / pad keys
+    mass_k = p @ keys  # (..., Nq, 2)
+    return _sums(ent_k, mass_k, qr)
+
+
+def entropy_decomposition_from_scores(
+    scores: torch.Tensor, query_real: torch.Tensor, key_real: torch.Tensor, *, tile: int = 256
+) -> EntropySums:
+    """The same sums as :func:`entropy_decomposition`, from pre-softmax scores, tile by tile.
+
+    With ``log Z_i = logsumexp_j s_ij`` and ``p_ij = exp(s_ij - log Z_i)``,
+    ``H_i^{->S} = Σ_{j∈S} p_ij (log Z_i - s_ij)``; queries are processed ``tile`` at a time so
+    the softmax of only one tile exists at once. Keys scored ``-inf`` get zero weight and zero
+    entropy.
+
+    Args:
+        scores: (..., Nq, Nk) attention logits including every additive bias and mask.
+        query_real, key_real: as in :func:`entropy_decomposition`.
+        tile: queries per tile.
+    """
+    dtype = _work_dtype(scores.dtype)
+    lead, (nq, nk) = scores.shape[:-2], scores.shape[-2:]
+    qr, kr = _class_weights(query_real, key_real, lead, nq, nk, scores.device, dtype)
+    keys = torch.stack([kr, 1 - kr], -1)  # (..., Nk, 2)
+    ent_parts, mass_parts = [], []
+    for start in range(0, nq, tile):
+        s = scores[..., start : start + tile, :].to(dtype)  # (..., t, Nk)
+        log_z = torch.logsumexp(s, dim=-1, keepdim=True)  # (..., t, 1)
+        p = torch.exp(s - log_z)
+        gap = torch.where(p > 0, log_z - s, torch.zeros_like(s))  # -log p, 0 where p == 0
+        ent_parts.append((p * gap) @ keys)  # (..., t, 2)
+        mass_parts.append(p @ keys)
+    return _sums(torch.cat(ent_parts, -2), torch.cat(mass_parts, -2), qr)
+
+
+def adi(sums: EntropySums) -> torch.Tensor:
+    """Attention dilution index (Eq. 7): ``h_rp / (h_rr + h_rp)``.
+
+    NaN where there is no real query; 0 where the real queries have no entropy at all (one-hot
+    rows spend nothing on padding).
+    """
+    total = sums.h_rr + sums.h_rp
+    ratio = torch.where(total > 0, sums.h_rp / torch.where(total > 0, total, 1), 0.0)
+    return torch.where(sums.n_real > 0, ratio, torch.nan)

@@ -1,0 +1,117 @@
+"""The ADI result as an ``xarray.Dataset`` (DESIGN §3) and its per-stage summary (seed Fig. 4).
+
+Dataset layout:
+
+- dims ``scan``, ``layer`` (one per attention site, shallow to deep), ``head`` (NaN where a layer
+  has fewer heads), and ``query_source``/``key_source`` (``real``, ``input_pad``, ``layout_pad``);
+- coords on ``layer``: ``stage`` (0-based, S0..S3), ``block`` (0-based within the stage),
+  ``name`` (module path), ``window_size``/``shift_size`` (layer, axis: what the block actually used);
+- ``adi`` (Eq. 7), ``h_rr, h_rp, h_pr, h_pp``, ``mass_rr, mass_rp, mass_pr, mass_pp``
+  (scan, layer, head); pad terms split by source: ``h_rp_input_pad``, ``h_rp_layout_pad``,
+  ``mass_rp_input_pad``, ``mass_rp_layout_pad``, ``adi_input_pad``, ``adi_layout_pad``
+  (``adi = adi_input_pad + adi_layout_pad``); the full 3x3 ``h_src``, ``mass_src``; query counts
+  ``n_real``, ``n_pad``, ``n_src`` (scan, layer[, query_source]); ``padding_fraction`` (scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from attndilute import masks
+
+STAGE_COLUMNS = ("scan", "stage", "adi", "adi_input_pad", "adi_layout_pad", "padding_fraction")
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, n_real: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(np.isnan(den), np.nan, 0.0))
+    return np.where(n_real > 0, out, np.nan)
+
+
+def to_dataset(meter, scans: Sequence[str], padding_fraction: torch.Tensor):
+    """Build the Dataset from an :class:`~attndilute.instrument.meter.ADIMeter`'s sums."""
+    import xarray as xr
+
+    sums = meter.sums()
+    h = sums["h"].numpy()  # (S, L, H, 3, 3)
+    m = sums["mass"].numpy()
+    n = sums["count"].numpy()  # (S, L, 3)
+    r, i, lp = masks.REAL, masks.INPUT_PAD, masks.LAYOUT_PAD
+    pad = [i, lp]
+    n_real = n[:, :, r][:, :, None]  # (S, L, 1) broadcast over heads
+    h_rr = h[..., r, r]
+    h_rp = h[..., r, pad].sum(-1)
+    total = h_rr + h_rp
+    dims3 = ("scan", "layer", "head")
+    data = {
+        "adi": (dims3, _ratio(h_rp, total, n_real)),
+        "adi_input_pad": (dims3, _ratio(h[..., r, i], total, n_real)),
+        "adi_layout_pad": (dims3, _ratio(h[..., r, lp], total, n_real)),
+        "h_rr": (dims3, h_rr),
+        "h_rp": (dims3, h_rp),
+        "h_pr": (dims3, h[..., pad, r].sum(-1)),
+        "h_pp": (dims3, h[..., pad, :][..., pad].sum((-1, -2))),
+        "mass_rr": (dims3, m[..., r, r]),
+        "mass_rp": (dims3, m[..., r, pad].sum(-1)),
+        "mass_pr": (dims3, m[..., pad, r].sum(-1)),
+        "mass_pp": (dims3, m[..., pad, :][..., pad].sum((-1, -2))),
+        "h_rp_input_pad": (dims3, h[..., r, i]),
+        "h_rp_layout_pad": (dims3, h[..., r, lp]),
+        "mass_rp_input_pad": (dims3, m[..., r, i]),
+        "mass_rp_layout_pad": (dims3, m[..., r, lp]),
+        "h_src": ((*dims3, "query_source", "key_source"), h),
+        "mass_src": ((*dims3, "query_source", "key_source"), m),
+        "n_real": (("scan", "layer"), n[:, :, r]),
+        "n_pad": (("scan", "layer"), n[:, :, pad].sum(-1)),
+        "n_src": (("scan", "layer", "query_source"), n),
+        "padding_fraction": (("scan",), np.asarray(padding_fraction, dtype=np.float64).reshape(-1)),
+    }
+    sites = meter.sites
+    windows = meter.windows()
+
+    def axis_coord(values):
+        return np.array([v if v is not None else (-1, -1, -1) for v in values], dtype=np.int64)
+
+    coords = {
+        "scan": np.array([str(s) for s in scans], dtype=object),  # variable-length strings in zarr
+        "layer": np.arange(len(sites)),
+        "head": np.arange(h.shape[2]),
+        "stage": ("layer", np.array([s.stage for s in sites])),
+        "block": ("layer", np.array([s.block for s in sites])),
+        "name": ("layer", np.array([s.name for s in sites], dtype=object)),
+        "num_heads": ("layer", np.array([s.num_heads for s in sites])),
+        "window_size": (("layer", "axis"), axis_coord([w for w, _ in windows])),
+        "shift_size": (("layer", "axis"), axis_coord([s for _, s in windows])),
+        "query_source": np.array(masks.SOURCES, dtype=object),
+        "key_source": np.array(masks.SOURCES, dtype=object),
+    }
+    if len(coords["scan"]) != h.shape[0]:
+        raise ValueError(f"{len(coords['scan'])} scan names for {h.shape[0]} scans")
+    from attndilute import __version__
+
+    attrs = {
+        "heads": meter.heads,
+        "definition": "adi = h_rp / (h_rr + h_rp) per scan, layer, head (seed Eq. 7)",
+        "attndilute_version": __version__,
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def stage_table(ds):
+    """Per scan and stage: mean ADI over the stage's blocks and heads (seed Fig. 4 A-D).
+
+    Returns:
+        ``pandas.DataFrame`` with columns :data:`STAGE_COLUMNS`.
+    """
+    import pandas as pd
+
+    grouped = (
+        ds[["adi", "adi_input_pad", "adi_layout_pad"]].groupby("stage").mean(("layer", "head"), skipna=True)
+    )
+    frame = grouped.to_dataframe().reset_index()
+    frame["padding_fraction"] = frame["scan"].map(ds["padding_fraction"].to_series())
+    frame = frame[list(STAGE_COLUMNS)]
+    return pd.DataFrame(frame).sort_values(["scan", "stage"], kind="stable").reset_index(drop=True)

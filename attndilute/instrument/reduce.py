@@ -1,0 +1,73 @@
+"""Reduce one attention call to entropy and mass sums by token source, inside the hook (Eq. 5-6).
+
+The attention ``(G, heads, Nq, Nk)`` of one block is consumed in chunks of groups (windows), so
+the extra memory is a small fraction of the map the model already holds, and only sums leave:
+per scan and head a 3x3 matrix (query source x key source) of entropy and of attention mass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from attndilute.entropy import neg_plogp
+from attndilute.instrument.sites import SiteLayout
+
+NUM_SOURCES = 3
+CHUNK_ELEMENTS = 1 << 21  # ~8 MB of float32 per temporary
+
+
+def reduce_attention(
+    attn: torch.Tensor,
+    layout: SiteLayout,
+    num_scans: int,
+    *,
+    mean_heads: bool = False,
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy and mass sums of one attention call, by scan, head, query and key source.
+
+    Args:
+        attn: (G, heads, Nq, Nk) post-softmax attention, any float dtype.
+        layout: sources of the G groups' queries and keys and their scan index.
+        num_scans: B, the number of scans in the batch.
+        mean_heads: average the attention over heads before the entropy (``heads="mean-attention"``,
+            the seed's released code) instead of per head (Eq. 6-7).
+        chunk_elements: work on at most about this many attention entries at a time.
+
+    Returns:
+        (h, mass), each (B, heads or 1, 3, 3) float64: ``h[b, k, s, t]`` is the entropy that
+        queries of source s in scan b spend on keys of source t in head k.
+    """
+    g, heads, nq, nk = attn.shape
+    if layout.query_sources.shape != (g, nq) or layout.key_sources.shape != (g, nk):
+        raise RuntimeError(
+            f"attention {tuple(attn.shape)} does not match the token layout "
+            f"{tuple(layout.query_sources.shape)} x {tuple(layout.key_sources.shape)}"
+        )
+    out_heads = 1 if mean_heads else heads
+    h = torch.zeros(num_scans, out_heads, NUM_SOURCES, NUM_SOURCES, dtype=torch.float64, device=attn.device)
+    mass = torch.zeros_like(h)
+    q_hot = F.one_hot(layout.query_sources.long(), NUM_SOURCES).to(torch.float32)  # (G, Nq, 3)
+    k_hot = F.one_hot(layout.key_sources.long(), NUM_SOURCES).to(torch.float32)  # (G, Nk, 3)
+    scan = layout.scan_index.to(attn.device)
+    step = max(1, chunk_elements // max(1, heads * nq * nk))
+    for start in range(0, g, step):
+        sl = slice(start, start + step)
+        p = attn[sl].to(torch.float32)  # (g', heads, Nq, Nk)
+        if mean_heads:
+            p = p.mean(1, keepdim=True)
+        keys = k_hot[sl, None]  # (g', 1, Nk, 3)
+        ent_k = neg_plogp(p) @ keys  # (g', heads', Nq, 3): per-query entropy on each key source
+        mass_k = p @ keys
+        qh = q_hot[sl]  # (g', Nq, 3)
+        h.index_add_(0, scan[sl], torch.einsum("ghqt,gqs->ghst", ent_k, qh).double())
+        mass.index_add_(0, scan[sl], torch.einsum("ghqt,gqs->ghst", mass_k, qh).double())
+    return h, mass
+
+
+def count_queries(layout: SiteLayout, num_scans: int) -> torch.Tensor:
+    """(B, 3) float64: number of queries of each source per scan in one attention call."""
+    q_hot = F.one_hot(layout.query_sources.long(), NUM_SOURCES).sum(1).double()  # (G, 3)
+    out = torch.zeros(num_scans, NUM_SOURCES, dtype=torch.float64, device=q_hot.device)
+    return out.index_add_(0, layout.scan_index.to(q_hot.device), q_hot)
