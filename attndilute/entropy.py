@@ -61,7 +61,7 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def neg_plogp(p: torch.Tensor) -> torch.Tensor:
     """``-p log p`` elementwise with ``0 log 0 = 0`` (no NaN for exact zeros or one-hot rows)."""
-    return torch.where(p > 0, -p * torch.log(torch.where(p > 0, p, torch.ones_like(p))), torch.zeros_like(p))
+    return -torch.special.xlogy(p, p)
 
 
 def _class_weights(query_real, key_real, lead, nq, nk, device, dtype):

@@ -78,6 +78,17 @@ def _append(ds, path: Path, first: bool) -> None:
             ds.to_zarr(path, append_dim="scan", zarr_format=3, consolidated=False)
 
 
+def _consolidate(path: Path) -> None:
+    """Consolidate the store's metadata so a plain ``xr.open_zarr`` opens it quietly."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(path))
+
+
 def stage_summary(stages) -> object:
     """Mean, sd and n of stage ADI over scans (seed Fig. 4 A-D)."""
     grouped = stages.groupby("stage")
@@ -189,8 +200,9 @@ def run_adi(
     final = out / "adi.zarr"
     if final.exists():
         shutil.rmtree(final)
+    _consolidate(partial)
     partial.rename(final)
-    ds = xr.open_zarr(final, consolidated=False).load()
+    ds = xr.open_zarr(final, consolidated=True).load()
     stages = stage_table(ds)
     files = {"zarr": final, "csv": out / "adi_stages.csv", "png": out / "adi.png", "html": out / "adi.html"}
     with atomic_path(files["csv"]) as tmp:
