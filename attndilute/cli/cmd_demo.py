@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(
             Path("demo-out"), "--out", help="Results folder D (replaced when complete)."
         ),
-        fast: bool = typer.Option(False, "--fast", help="12 cases, 2 epochs per model (about 3 minutes)."),
+        fast: bool = typer.Option(False, "--fast", help="12 cases, 1 epoch per model (about 3 minutes)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the cohort, training and CKA shuffles."),
     ) -> None:
         """Phantom, padstats, train Base and ACT, predict, evaluate, ADI, subtypes, CKA, report."""

@@ -11,7 +11,8 @@ and one HTML report. Layout of ``D``::
     D/eval/table.csv  D/adi/{base,act}  D/subtypes  D/cka/{base_vs_act,base_vs_init,act_vs_init}
     D/report.html
 
-Everything is built in a temporary sibling of ``D`` and renamed when complete.
+Everything is built in a temporary sibling of ``D`` and renamed when complete; the report,
+written atomically itself, comes last.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class DemoConfig:
 
 
 FULL = DemoConfig()
-FAST = DemoConfig(n_cases=12, base_epochs=2, act_epochs=2, cka_batch=4)
+FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4)
 CONFIGS = {"base": "tiny", "act": "tiny-act"}
 
 
@@ -59,7 +60,7 @@ def run_demo(
 
     Args:
         out: the results folder D (replaced when the new one is complete).
-        fast: the small variant (12 cases, 2 epochs each).
+        fast: the small variant (12 cases, 1 epoch each).
         config: explicit sizes (overrides ``fast``).
         log: receives one line per finished step.
     """
@@ -149,8 +150,8 @@ def run_demo(
             run_cka(str(a), str(b), out=d / "cka" / label, data=data, config=cka_cfg)
         step("cka", t0)
 
-        t0 = time.perf_counter()
-        build_report(d, d / "report.html")
-        step("report", t0)
+    t0 = time.perf_counter()
+    build_report(final, final / "report.html")  # after the rename, so the page names the real folder
+    step("report", t0)
     result.seconds["total"] = time.perf_counter() - t_all
     return result

@@ -1,0 +1,93 @@
+"""``attndilute train``: the lean trainer (seed §2.5); a thin shell over attndilute.training.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "train",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def train(
+        ctx: typer.Context,
+        out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, best.safetensors, last.ckpt)."),
+        data: Path | None = typer.Option(None, "--data", help="Data folder with labels [default: phantom]."),
+        preset: str = typer.Option(
+            "tiny", "--preset", help="tiny, tiny-act, smit-base/ta/act, swin-base/ta/act."
+        ),
+        epochs: int | None = typer.Option(None, "--epochs", help="Schedule length [default: the preset's]."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.ckpt."),
+        init: Path | None = typer.Option(None, "--init", help="Pretrained weights (SMIT / Swin UNETR)."),
+        scratch: bool = typer.Option(False, "--scratch", help="Random initialisation (Scratch)."),
+        mask_padding: bool = typer.Option(False, "--mask-padding", help="Mask padding keys in attention."),
+        folds: int | None = typer.Option(None, "--folds", help="K-fold cross-validation: number of folds."),
+        fold: int | None = typer.Option(None, "--fold", help="Validation fold, 0-based (with --folds)."),
+        seed: int = typer.Option(0, "--seed", help="Fixes initialisation, crops, augmentation, order."),
+        stop_after: int | None = typer.Option(
+            None, "--stop-after", help="Stop after this epoch; --resume continues."
+        ),
+        crop: tuple[int, int, int] | None = typer.Option(None, "--crop", help="Training crop X Y Z."),
+        spacing: tuple[float, float, float] | None = typer.Option(
+            None, "--spacing", help="Spacing X Y Z in mm."
+        ),
+    ) -> None:
+        """Train a segmentation model; any preset setting can be overridden, e.g. --lr 1e-4 --val-every 2.
+
+        Runs under ``torchrun --nproc_per_node N`` with DDP (rank 0 writes).
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from attndilute.training import train as run
+
+        overrides = _overrides(list(ctx.args))
+        if crop is not None:
+            overrides["crop"] = crop
+        if spacing is not None:
+            overrides["spacing"] = spacing
+        summary = run(
+            data, out, preset, epochs=epochs, seed=seed, fold=fold, folds=folds, resume=resume,
+            init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, **overrides,
+        )  # fmt: skip
+        import os
+
+        if int(os.environ.get("RANK", "0")) != 0:
+            return
+        view = Table(title=f"train -> {out}")
+        view.add_column("")
+        view.add_column("value")
+        for label, value in (
+            ("preset", preset),
+            ("cases (train / val)", f"{summary['train_cases']} / {summary['val_cases']}"),
+            ("epochs", str(summary["epochs"])),
+            ("best val Dice", f"{summary['best_val_dice']:.3f} (epoch {summary['best_epoch']})"),
+            ("best model", str(summary["best"])),
+            ("init", str(summary["init"])),
+            ("time", f"{summary['seconds']:.0f} s"),
+        ):
+            view.add_row(label, value)
+        Console().print(view)
+
+
+def _overrides(args: list[str]) -> dict[str, object]:
+    """``--name value [value ...]`` pairs -> {name_with_underscores: value or list}; flags -> True."""
+    from attndilute.errors import AttnDiluteError
+
+    out: dict[str, object] = {}
+    key = None
+    for arg in args:
+        if arg.startswith("--"):
+            key = arg[2:].replace("-", "_")
+            if not key:
+                raise AttnDiluteError(f"bad option {arg!r}")
+            out[key] = True
+        elif key is None:
+            raise AttnDiluteError(f"unexpected argument {arg!r}", hint="settings are given as --name value")
+        else:
+            value = out[key]
+            out[key] = arg if value is True else ([*value, arg] if isinstance(value, list) else [value, arg])
+    return out

@@ -1,0 +1,190 @@
+"""Assemble the report: one self-contained HTML page, plotly.js inlined once, no network.
+
+The first figure is rendered with ``include_plotlyjs=True`` (plotly's own bundle, inline) and
+every later one with ``include_plotlyjs=False``, so the page carries one copy of plotly.js and
+opens offline. Div ids are fixed (``fig-<section>-<n>``), so the same folder gives the same page.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from attndilute.report.sections import Figure, Missing, Section, Table, Text
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto;
+       max-width: 1080px; padding: 0 1.2rem 4rem; color: #222; line-height: 1.45; }
+h1 { margin-top: 1.5rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.4rem; }
+.cites { color: #777; font-size: .9rem; margin-top: -.6rem; }
+nav ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; }
+.badge { font-size: .75rem; padding: .05rem .4rem; border-radius: .6rem; margin-left: .3rem; }
+.rendered { background: #e3f4e8; color: #1d6b35; } .partial { background: #fff4d6; color: #8a6100; }
+.missing { background: #fde2e1; color: #9b1c1c; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: .92rem; }
+th, td { border-bottom: 1px solid #e5e5e5; padding: .3rem .7rem; text-align: left; }
+th { background: #f6f6f6; }
+caption { caption-side: bottom; text-align: left; color: #666; font-size: .85rem; padding-top: .3rem; }
+figure { margin: 1.2rem 0 1.8rem; } figcaption { color: #555; font-size: .88rem; }
+.reading { font-weight: 600; color: #14365d; margin: .4rem 0; }
+.note { background: #fafafa; border-left: 3px solid #d9534f; padding: .4rem .8rem; margin: .6rem 0; }
+code { background: #f2f2f2; padding: 0 .25rem; border-radius: 3px; font-size: .88em; }
+"""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`write_report` wrote.
+
+    Args:
+        path: the HTML file.
+        sections: ``(key, title, status, n_figures)`` per section, in page order.
+        seconds: wall time of loading, building and writing.
+    """
+
+    path: Path
+    sections: tuple[tuple[str, str, str, int], ...]
+    seconds: float
+
+
+class _Figures:
+    """Renders figures to HTML divs; the first one carries the plotly.js bundle."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def render(self, fig, div_id: str) -> str:
+        first = self.count == 0
+        self.count += 1
+        return fig.to_html(
+            full_html=False,
+            include_plotlyjs=first,
+            div_id=div_id,
+            config={"displaylogo": False, "responsive": True},
+        )
+
+
+def _table(block: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block.rows
+    )
+    caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
+    reading = f'<p class="reading">{html.escape(block.reading)}</p>' if block.reading else ""
+    return f"{reading}<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _missing(block: Missing) -> str:
+    command = f" Produce it with <code>{html.escape(block.command)}</code>." if block.command else ""
+    return (
+        f'<p class="note">Missing: {html.escape(block.what)} (<code>{html.escape(block.path)}</code>).'
+        f"{command}</p>"
+    )
+
+
+def _section(sec: Section, figures: _Figures) -> str:
+    parts = [
+        f'<section id="{sec.key}"><h2>{html.escape(sec.title)}'
+        f'<span class="badge {sec.status}">{sec.status}</span></h2>',
+        f'<p class="cites">Reproduces {html.escape(sec.cites)}.</p>',
+    ]
+    n = 0
+    for block in sec.blocks:
+        if isinstance(block, Text):
+            parts.append(f"<p>{html.escape(block.text)}</p>")
+        elif isinstance(block, Table):
+            parts.append(_table(block))
+        elif isinstance(block, Missing):
+            parts.append(_missing(block))
+        elif isinstance(block, Figure):
+            n += 1
+            caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
+            parts.append(
+                f'<figure><p class="reading">{html.escape(block.reading)}</p>'
+                f"{figures.render(block.figure, f'fig-{sec.key}-{n}')}{caption}</figure>"
+            )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_page(run, sections: list[Section]) -> str:
+    """The whole page as one string (plotly.js inline once when there is a figure)."""
+    from attndilute import __version__
+    from attndilute.report.summaries import front_table
+
+    figures = _Figures()
+    nav = "".join(
+        f'<li><a href="#{s.key}">{html.escape(s.title)}</a><span class="badge {s.status}">'
+        f"{s.status}</span></li>"
+        for s in sections
+    )
+    glance = ""
+    front = front_table(run)
+    if front is not None:
+        glance = (
+            '<section id="glance"><h2>At a glance</h2>'
+            + _table(
+                Table(
+                    *front,
+                    caption="sDSC and VR: median [IQR] (§2.8 penalties); detection with "
+                    "Wilson 95% interval; ADI: mean ± sd over scans.",
+                )
+            )
+            + "</section>"
+        )
+    body = "\n".join(_section(s, figures) for s in sections)
+    title = f"attndilute report — {run.root.resolve().name}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>Attention dilution report</h1>
+<p>Results folder <code>{html.escape(str(run.root))}</code>, configurations
+{html.escape(", ".join(run.configs) or "none found")}; attndilute {html.escape(__version__)}.
+Sections follow the seed paper's order; every sentence in bold is computed from the numbers shown.</p>
+<nav><ul>{nav}</ul></nav>
+</header>
+{glance}
+{body}
+</body>
+</html>
+"""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
+    """Read a results folder and write its report atomically.
+
+    Args:
+        run_dir: the results folder (``attndilute demo --out D``).
+        out: the HTML file; default ``run_dir/report.html``.
+
+    Raises:
+        AttnDiluteError: ``run_dir`` is not a folder. Missing or unreadable inputs never raise:
+            their sections say what is missing.
+    """
+    from attndilute._io import atomic_path
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import build_sections
+
+    start = time.perf_counter()
+    run = load_run(run_dir)
+    sections = build_sections(run)
+    page = render_page(run, sections)
+    path = Path(out) if out is not None else run.root / "report.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    summary = tuple((s.key, s.title, s.status, s.n_figures) for s in sections)
+    return ReportResult(path, summary, time.perf_counter() - start)
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the report of a results folder; return its path (see :func:`write_report`)."""
+    return write_report(run_dir, out).path

@@ -1,0 +1,377 @@
+"""The lean trainer (seed §2.5): Dice + CE, AdamW, warmup-cosine, validation, checkpoints, resume.
+
+Outputs in ``out/`` (rank 0 writes; every file atomically):
+
+- ``metrics.csv``: one row per epoch, :data:`METRIC_COLUMNS`;
+- ``best.safetensors``: the model with the best mean validation Dice; its header holds the
+  crop, spacing and training settings, so ``attndilute adi --model best.safetensors`` works;
+- ``last.ckpt``: model, optimizer, scheduler, epoch, RNG state, best score and the metric rows,
+  written every epoch, read back with ``torch.load(weights_only=True)``;
+- ``curves.png``: seed Fig. 7 for this run.
+
+Determinism: the model is initialised from ``seed``; epoch ``e`` reseeds torch with
+``(seed, e)`` and draws its crops from ``(seed, e, sample)``; so a run stopped after any epoch
+and resumed gives the same ``metrics.csv`` as an uninterrupted run (CPU; the ``seconds``
+column excepted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attndilute._io import atomic_path
+from attndilute.errors import AttnDiluteError
+from attndilute.training import distributed
+from attndilute.training.presets import TrainConfig, resolve_config
+
+METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_dice", "best_val_dice", "steps", "seconds")
+#: ``metrics.csv`` columns that must agree between an uninterrupted and a resumed run.
+REPRODUCIBLE_COLUMNS = ("epoch", "lr", "train_loss", "val_dice", "best_val_dice", "steps")
+CKPT_VERSION = 1
+
+
+def train(
+    data: str | Path | None = None,
+    out: str | Path = "runs/train",
+    preset: str | TrainConfig = "tiny",
+    *,
+    epochs: int | None = None,
+    seed: int = 0,
+    fold: int | None = None,
+    folds: int | None = None,
+    resume: bool = False,
+    init: str | Path | None = None,
+    scratch: bool = False,
+    mask_padding: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train a segmentation model on the training split of ``data`` (seed §2.5).
+
+    Args:
+        data: data folder (nnU-Net raw, MSD, flat); None -> the embedded phantom.
+        out: run folder for ``metrics.csv``, ``best.safetensors``, ``last.ckpt``, ``curves.png``.
+        preset: a training preset (:data:`attndilute.training.presets.PRESETS`) or a TrainConfig.
+        epochs: schedule length; default the preset's (x ``scratch_factor`` with ``scratch`` on a
+            pretrained preset, as the seed trains Scratch models twice as long).
+        seed: fixes the initialisation, crops, augmentation and data order.
+        fold, folds: ``folds=K, fold=k`` validates on fold k (0-based) of a fixed K-fold split.
+        resume: continue from ``out/last.ckpt`` (the stored settings are used; ``epochs`` may
+            extend the schedule, which then differs from an uninterrupted run of that length).
+        init: pretrained weights (any format :func:`attndilute.models.load_weights` reads).
+        scratch: train from random initialisation (required for pretrained presets without ``init``).
+        mask_padding: train the padding-masked variant (seed §4).
+        progress: show a progress bar on a terminal.
+        stop_after: stop after this epoch (1-based) although the schedule is longer, as if the
+            job had been interrupted; ``resume`` continues it.
+        **overrides: any :class:`TrainConfig` field (``crop``, ``spacing``, ``lr``, ``batch_size``,
+            ``val_every``, ``tumor_aware``, ...).
+
+    Returns:
+        summary: ``best_val_dice``, ``best_epoch``, ``best`` (path of best.safetensors),
+        ``last``, ``metrics``, ``curves``, ``epochs`` (completed), ``seconds``, ``train_cases``,
+        ``val_cases``, ``config``, ``init``.
+
+    Raises:
+        AttnDiluteError: bad data (no labels), a crop the model cannot take, an ``init`` file of
+            another family, a run folder that already holds a run (without ``resume``), ...
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    ckpt_path = out / "last.ckpt"
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise AttnDiluteError("nothing to resume: no last.ckpt", path=out, hint="start without --resume")
+        state = _read_ckpt(ckpt_path)
+        run = state["run"]
+        config = resolve_config(TrainConfig(**_tuples(run["config"])), epochs=epochs)
+        seed, fold, folds = run["seed"], run["fold"], run["folds"]
+        init, scratch, mask_padding = run["init"], run["scratch"], run["mask_padding"]
+        data = data if data is not None else run["data"]  # the data may have moved
+    else:
+        if ckpt_path.exists():
+            raise AttnDiluteError(
+                "the run folder already holds a run", path=out, hint="pass --resume, or choose another --out"
+            )
+        config = resolve_config(preset, **overrides)
+        if epochs is None and scratch and config.pretrained:
+            epochs = int(round(config.epochs * config.scratch_factor))
+        config = resolve_config(config, epochs=epochs)
+        if init is not None and scratch:
+            raise AttnDiluteError("--init and --scratch exclude each other")
+        if config.pretrained and init is None and not scratch:
+            raise AttnDiluteError(
+                f"preset {preset!r} fine-tunes pretrained weights",
+                hint="pass --init PATH (SMIT or Swin UNETR weights) or --scratch",
+            )
+    ctx = distributed.setup()
+    try:
+        return _run(
+            config, data, out, state=state, seed=int(seed), fold=fold, folds=folds, init=init,
+            scratch=bool(scratch), mask_padding=bool(mask_padding), progress=progress,
+            stop_after=stop_after, ctx=ctx, started=started,
+        )  # fmt: skip
+    finally:
+        distributed.teardown(ctx)
+
+
+def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_padding, progress, stop_after,
+         ctx, started) -> dict[str, Any]:  # fmt: skip
+    from monai.losses import DiceCELoss
+
+    from attndilute import models
+    from attndilute.data import discover, resolve_data
+    from attndilute.training.pipeline import CropDataset, load_volumes, make_loader, sample_seed
+    from attndilute.training.schedule import warmup_cosine
+    from attndilute.training.splits import split_cases
+
+    root = resolve_data(None if data is None else Path(data))
+    cases = discover(root, require_labels=True, split="train")
+    train_cases, val_cases = split_cases(cases, folds=folds, fold=fold, val_fraction=config.val_fraction)
+    if config.batch_size % ctx.world:
+        raise AttnDiluteError(
+            f"batch_size {config.batch_size} is not divisible by the {ctx.world} processes",
+            hint="the batch size is global; use a multiple of --nproc_per_node",
+        )
+
+    torch.manual_seed(seed)
+    model = models.build(config.model, crop=config.crop, spacing=config.spacing, mask_padding=mask_padding)
+    init_report = "scratch" if init is None else str(init)
+    if init is not None and state is None:
+        loaded, missing, _ = models.load_weights(model, init)
+        init_report = f"{init} ({loaded} tensors, {len(missing)} left at init)"
+    model.to(ctx.device)
+
+    bar = _Bar(progress and ctx.main)
+    train_vols = load_volumes(train_cases, config, progress=bar.wrap("preprocessing"))
+    val_vols = load_volumes(val_cases[ctx.rank :: ctx.world], config)
+    dataset = CropDataset(train_vols, config, seed=seed)
+    loader = make_loader(dataset, config.batch_size // ctx.world, rank=ctx.rank, world=ctx.world, seed=seed)
+    steps_per_epoch = len(loader)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch, config.warmup)
+    loss_fn = DiceCELoss(
+        to_onehot_y=True, softmax=True, batch=config.batch_dice, lambda_dice=1.0, lambda_ce=1.0
+    )
+
+    rows: list[dict[str, Any]] = []
+    best, best_epoch, start = -math.inf, 0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scheduler.t_total = config.epochs * steps_per_epoch  # --epochs may extend the schedule
+        scheduler.warmup_steps = int(math.floor(config.warmup * scheduler.t_total))
+        torch.set_rng_state(state["rng_torch"])
+        rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
+    net = model
+    if ctx.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if ctx.device.type == "cuda"
+        else contextlib.nullcontext()
+    )  # bf16 on CUDA (§2.5)
+    last_epoch = config.epochs if stop_after is None else min(config.epochs, int(stop_after))
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    for epoch in range(start + 1, last_epoch + 1):
+        tic = time.perf_counter()
+        torch.manual_seed(sample_seed(seed, epoch, 2**31 - 1))
+        dataset.set_epoch(epoch)
+        loader.sampler.set_epoch(epoch)
+        net.train()
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum, count = 0.0, 0
+        for batch in bar.wrap(f"epoch {epoch}/{config.epochs}")(loader):
+            image = batch["image"].to(ctx.device, non_blocking=True)  # (b, 1, *crop)
+            label = batch["label"].to(ctx.device, non_blocking=True)  # (b, 1, *crop)
+            real = batch["real"].to(ctx.device, non_blocking=True)  # (b, *crop)
+            with autocast:
+                logits = net(image, real=real)  # (b, 2, *crop)
+            loss = loss_fn(logits.float(), label)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += float(loss.detach()) * image.shape[0]
+            count += image.shape[0]
+        loss_sum, count = distributed.all_sum([loss_sum, count], ctx)
+        val_dice = math.nan
+        if epoch % config.val_every == 0 or epoch == config.epochs:
+            val_dice = _validate(model, val_vols, config, ctx)
+        improved = not math.isnan(val_dice) and val_dice > best
+        if improved:
+            best, best_epoch = val_dice, epoch
+        row = {
+            "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(count, 1), "val_dice": val_dice,
+            "best_val_dice": best if best > -math.inf else math.nan, "steps": epoch * steps_per_epoch,
+            "seconds": time.perf_counter() - tic,
+        }  # fmt: skip
+        rows.append(row)
+        if ctx.main:
+            if improved:
+                _save_best(model, out / "best.safetensors", config, epoch, val_dice, seed, mask_padding)
+            _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, {
+                "config": config.to_dict(), "seed": seed, "fold": fold, "folds": folds, "init": _str(init),
+                "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
+            })  # fmt: skip
+            write_metrics(rows, out / "metrics.csv")
+        bar.log(
+            f"epoch {epoch}: loss {row['train_loss']:.4f}"
+            + ("" if math.isnan(val_dice) else f", val Dice {val_dice:.3f}")
+        )
+        distributed.barrier(ctx)
+
+    if ctx.main and rows:
+        from attndilute.training.curves import plot_curves
+
+        plot_curves(rows, out / "curves.png", title=f"{config.model}, crop {'x'.join(map(str, config.crop))}")
+    distributed.barrier(ctx)
+    return {
+        "best_val_dice": best if best > -math.inf else math.nan,
+        "best_epoch": best_epoch,
+        "best": out / "best.safetensors",
+        "last": out / "last.ckpt",
+        "metrics": out / "metrics.csv",
+        "curves": out / "curves.png",
+        "epochs": rows[-1]["epoch"] if rows else 0,
+        "seconds": time.perf_counter() - started,
+        "train_cases": len(train_cases),
+        "val_cases": len(val_cases),
+        "config": config.to_dict(),
+        "init": init_report,
+    }
+
+
+def _validate(model, volumes, config: TrainConfig, ctx) -> float:
+    """Mean Dice over the validation cases (sliding window at the crop, 50% overlap, flip TTA)."""
+    from attndilute.metrics import dice
+    from attndilute.training.inference import sliding_window_probs
+
+    model.eval()
+    total, n = 0.0, 0
+    for vol in volumes:
+        image = torch.from_numpy(vol.image)[None, None]  # (1, 1, X, Y, Z)
+        real = torch.from_numpy(vol.real)[None]  # (1, X, Y, Z)
+        probs = sliding_window_probs(
+            model, image, real, config.crop, overlap=config.overlap, tta=config.tta,
+            sw_batch_size=config.sw_batch_size, device=ctx.device,
+        )  # fmt: skip
+        pred = (probs[0].argmax(0).numpy() == 1) & vol.real  # (X, Y, Z)
+        score = dice(pred, vol.label > 0)
+        if not math.isnan(score):
+            total, n = total + score, n + 1
+    model.train()
+    total, n = distributed.all_sum([total, n], ctx)
+    return total / n if n else math.nan
+
+
+def _save_best(model, path: Path, config: TrainConfig, epoch: int, val_dice: float, seed: int, masked: bool):
+    from attndilute import models
+
+    models.save(
+        model, path, crop=list(config.crop), spacing=list(config.spacing), epoch=epoch, val_dice=val_dice,
+        seed=seed, mask_padding=masked, pad_mode="symmetric", training=config.to_dict(),
+    )  # fmt: skip
+
+
+def _write_ckpt(path, model, optimizer, scheduler, epoch, rows, best, best_epoch, run) -> None:
+    payload = {
+        "version": CKPT_VERSION,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "best": best,
+        "best_epoch": best_epoch,
+        "rows": rows,
+        "run": run,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _read_ckpt(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise AttnDiluteError(
+            f"cannot read the training checkpoint ({type(err).__name__})", path=path
+        ) from None
+    if not isinstance(state, dict) or state.get("version") != CKPT_VERSION:
+        raise AttnDiluteError("not a training checkpoint written by attndilute train", path=path)
+    return state
+
+
+def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write ``metrics.csv`` (atomically): :data:`METRIC_COLUMNS`, floats with 8 significant digits."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(METRIC_COLUMNS)
+        for row in rows:
+            writer.writerow([_fmt(row[c]) for c in METRIC_COLUMNS])
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a ``metrics.csv`` as floats (empty cells -> NaN)."""
+    with open(path, newline="") as handle:
+        return [
+            {k: float(v) if v not in ("", "nan") else math.nan for k, v in r.items()}
+            for r in csv.DictReader(handle)
+        ]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else f"{float(value):.8g}"
+    return str(value)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _tuples(d: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+class _Bar:
+    """A rich progress display on stderr when enabled and attached to a terminal, else silent."""
+
+    def __init__(self, enabled: bool):
+        self.console = None
+        if enabled:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            self.console = console if console.is_terminal else None
+
+    def wrap(self, description: str):
+        if self.console is None:
+            return lambda seq: seq
+        from rich.progress import track
+
+        return lambda seq: track(seq, description=description, console=self.console, transient=True)
+
+    def log(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)

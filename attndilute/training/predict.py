@@ -1,0 +1,118 @@
+"""``attndilute predict``: masks on each source image's grid (seed §2.5.1 inference).
+
+For every case: preprocess at the model's spacing (seed §2.1), zero-pad to at least the crop
+(real mask carried), sliding window at the model's training crop with 50% overlap and
+horizontal-flip TTA, argmax, then :func:`attndilute.data.to_source` back to the source grid
+and affine. ``OUT/NAME.nii.gz`` (uint8, 1 = tumour) is what ``attndilute evaluate --pred OUT``
+reads; with ``probabilities=True`` the tumour probability goes to
+``OUT/probabilities/NAME.nii.gz`` (float32, resampled linearly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from attndilute._io import atomic_path
+from attndilute.errors import AttnDiluteError
+
+
+def predict(
+    model: str | Path | nn.Module,
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    split: str = "test",
+    probabilities: bool = False,
+    progress: bool | Callable[[Iterable], Iterable] = True,
+    overlap: float = 0.5,
+    tta: bool = True,
+    sw_batch_size: int = 4,
+) -> list[Path]:
+    """Segment every case of ``data``'s ``split`` and write masks in the source geometry.
+
+    Args:
+        model: a checkpoint path (any format :func:`attndilute.models.load` reads; the crop and
+            spacing come from its header) or a model with ``attndilute_meta``.
+        data: data folder; None -> the embedded phantom. Labels are not needed.
+        out: output folder of ``NAME.nii.gz`` masks (created; existing files are replaced).
+        split: ``"test"``, ``"train"`` or ``"all"``.
+        probabilities: also write tumour probabilities under ``out/probabilities/``.
+        progress: a progress bar on a terminal (True), none (False), or a wrapper ``f(iterable)``.
+        overlap: sliding-window overlap (seed: 0.5).
+        tta: horizontal-flip test-time augmentation (seed: on).
+        sw_batch_size: windows per forward.
+
+    Returns:
+        the mask paths written, in case order.
+    """
+    from attndilute import models
+    from attndilute.data import discover, preprocess, resolve_data, to_source
+    from attndilute.training.inference import sliding_window_probs
+    from attndilute.training.pipeline import pad_to_crop
+
+    if not isinstance(model, nn.Module):
+        model = models.load(model)
+    meta = getattr(model, "attndilute_meta", None) or {}
+    if "crop" not in meta or "spacing" not in meta:
+        raise AttnDiluteError(
+            "the model has no crop/spacing in its metadata", hint="build or load it with attndilute.models"
+        )
+    crop = tuple(int(c) for c in meta["crop"])
+    spacing = tuple(float(s) for s in meta["spacing"])
+    models.check_crop(model, crop)
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    model = model.to(device).eval()
+    cases = discover(resolve_data(None if data is None else Path(data)), split=split)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in _wrap(progress)(cases):
+        vol = pad_to_crop(preprocess(case, spacing=spacing), crop)
+        image = torch.from_numpy(vol.image)[None, None]  # (1, 1, X, Y, Z)
+        real = torch.from_numpy(vol.real)[None]  # (1, X, Y, Z)
+        probs = sliding_window_probs(
+            model, image, real, crop, overlap=overlap, tta=tta, sw_batch_size=sw_batch_size, device=device
+        )[0]  # (K, X, Y, Z)
+        mask = (probs.argmax(0).numpy() == 1).astype(np.uint8) * vol.real  # padding is never tumour
+        path = out / f"{case.name}.nii.gz"
+        write_nifti(to_source(mask.astype(np.uint8), vol, mode="nearest"), vol.source_affine, path)
+        if probabilities:
+            tumour = (probs[1].numpy() * vol.real).astype(np.float32)
+            prob_path = out / "probabilities" / f"{case.name}.nii.gz"
+            write_nifti(to_source(tumour, vol, mode="bilinear"), vol.source_affine, prob_path)
+        written.append(path)
+    return written
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
+    """Write ``array`` (X, Y, Z) with ``affine`` as qform and sform (code 1, mm), atomically."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, dtype=np.float64))
+    img.header.set_xyzt_units("mm")
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp.with_name(tmp.name + ".nii.gz")))
+        tmp.with_name(tmp.name + ".nii.gz").rename(tmp)
+    return path
+
+
+def _wrap(progress):
+    if callable(progress):
+        return progress
+    if not progress:
+        return lambda seq: seq
+    from rich.console import Console
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return lambda seq: seq
+    return lambda seq: track(seq, description="predicting", console=console, transient=True)

@@ -1,0 +1,213 @@
+"""Training configurations as data (seed §2.5, §3): Base, TA (tumour-aware), ACT (anisotropic crop + TA).
+
+A :class:`TrainConfig` is a frozen dataclass; :data:`PRESETS` maps names to configs, and
+:func:`resolve_config` applies command-line or keyword overrides to one. Presets are data, not
+code paths: the trainer reads fields, never preset names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from attndilute.errors import AttnDiluteError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run, besides the data and the seed.
+
+    Args:
+        model: model preset of :func:`attndilute.models.build` (``smit-tiny``, ``smit-paper``, ...).
+        crop: training crop (X, Y, Z) in voxels; also the sliding-window size (seed §2.5.1).
+        spacing: preprocessing spacing in mm (seed §2.1: 1 mm).
+        epochs: schedule length in epochs (seed: 500 fine-tuning, 1000 scratch).
+        batch_size: global batch (split over DDP ranks; seed: 2).
+        lr: AdamW peak learning rate (seed: 3e-4).
+        weight_decay: AdamW weight decay (seed: 1e-5).
+        warmup: fraction of the schedule spent in linear warmup (seed: 50 of 500 epochs = 0.1).
+        grad_clip: max gradient norm (0 disables clipping).
+        batch_dice: soft Dice over the whole (per-rank) batch instead of per sample and averaged;
+            keeps crops without tumour from pushing every prediction to background.
+        samples_per_case: crops drawn from each training case per epoch.
+        crops_per_epoch: if set, an epoch is this many crops instead (cases in a seeded order), so
+            its cost does not grow with the cohort (the CPU presets use it to fit a time budget); 0 = off.
+        pos, neg: ratio of crops centred on tumour vs background voxels (MONAI RandCropByPosNegLabeld).
+        flip_prob: probability of a flip along each axis.
+        rot90_prob: probability of an in-plane (X-Y) rotation by a multiple of 90 degrees.
+        tumor_aware: apply tumour-aware intensity augmentation (Eq. 1, seed §2.3).
+        ta_scale, ta_shift, ta_prob: Eq. 1 ranges of alpha and beta, and the probability.
+        val_every: validate every N epochs (and at the last epoch).
+        val_fraction: share of training cases held out for validation when no ``--folds``.
+        overlap: sliding-window overlap (seed: 0.5).
+        tta: horizontal-flip test-time augmentation in validation (prediction always uses it unless
+            told otherwise; the CPU presets validate without it to halve the cost).
+        sw_batch_size: windows per forward in sliding-window inference.
+        workers: data-loader worker processes (None: 0 on <= 2 CPU cores, else min(4, cores - 1)).
+        pretrained: the configuration fine-tunes pretrained weights (``--init`` or ``--scratch`` needed).
+        scratch_factor: schedule multiplier for ``--scratch`` when ``--epochs`` is not given (seed: 2).
+        description: one line for the docs.
+    """
+
+    model: str = "smit-tiny"
+    crop: tuple[int, int, int] = (64, 64, 64)
+    spacing: tuple[float, float, float] = (2.0, 2.0, 2.0)
+    epochs: int = 30
+    batch_size: int = 2
+    lr: float = 3e-4
+    weight_decay: float = 1e-5
+    warmup: float = 0.1
+    grad_clip: float = 1.0
+    batch_dice: bool = False
+    samples_per_case: int = 1
+    crops_per_epoch: int | None = None
+    pos: float = 1.0
+    neg: float = 1.0
+    flip_prob: float = 0.5
+    rot90_prob: float = 0.5
+    tumor_aware: bool = False
+    ta_scale: tuple[float, float] = (0.5, 1.5)
+    ta_shift: tuple[float, float] = (-0.2, 0.2)
+    ta_prob: float = 0.3
+    val_every: int = 5
+    val_fraction: float = 0.2
+    overlap: float = 0.5
+    tta: bool = True
+    sw_batch_size: int = 4
+    workers: int | None = None
+    pretrained: bool = False
+    scratch_factor: float = 2.0
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of all fields (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+_SEED = dict(epochs=500, batch_size=2, lr=3e-4, val_every=10, samples_per_case=1, pretrained=True)
+_TA = dict(tumor_aware=True)
+PRESETS: MappingProxyType = MappingProxyType(
+    {
+        "tiny": TrainConfig(
+            model="smit-tiny", crop=(64, 64, 64), spacing=(2.0, 2.0, 2.0), epochs=10, lr=1e-3,
+            crops_per_epoch=16, pos=2.0, neg=1.0, val_every=5, tta=False, batch_dice=True,
+            description="SMIT tiny, 2 mm, 64^3 crop, no TA (CPU phantom; Base analogue)",
+        ),
+        "tiny-act": TrainConfig(
+            model="smit-tiny", crop=(64, 64, 32), spacing=(2.0, 2.0, 2.0), epochs=20, lr=1e-3,
+            crops_per_epoch=16, pos=2.0, neg=1.0, val_every=10, tta=False, batch_dice=True,
+            tumor_aware=True,
+            description="SMIT tiny, 2 mm, 64x64x32 crop + TA (CPU phantom; ACT analogue)",
+        ),
+        "smit-base": TrainConfig(
+            model="smit-paper", crop=(128, 128, 128), spacing=(1.0, 1.0, 1.0), **_SEED,
+            description="SMIT-Base: 128^3 crop (seed §2.5)",
+        ),
+        "smit-ta": TrainConfig(
+            model="smit-paper", crop=(128, 128, 128), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
+            description="SMIT-TA: 128^3 crop + tumour-aware augmentation",
+        ),
+        "smit-act": TrainConfig(
+            model="smit-paper", crop=(128, 128, 64), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
+            description="SMIT-ACT: 128x128x64 crop + tumour-aware augmentation",
+        ),
+        "swin-base": TrainConfig(
+            model="swin-paper", crop=(96, 96, 96), spacing=(1.0, 1.0, 1.0), **_SEED,
+            description="Swin UNETR-Base: 96^3 crop",
+        ),
+        "swin-ta": TrainConfig(
+            model="swin-paper", crop=(96, 96, 96), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
+            description="Swin UNETR-TA: 96^3 crop + tumour-aware augmentation",
+        ),
+        "swin-act": TrainConfig(
+            model="swin-paper", crop=(128, 128, 64), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
+            description="Swin UNETR-ACT: 128x128x64 crop + tumour-aware augmentation",
+        ),
+    }
+)  # fmt: skip
+
+
+def list_presets() -> list[str]:
+    """Names of the training presets."""
+    return list(PRESETS)
+
+
+def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
+    """The preset named ``preset`` with ``overrides`` applied (None values are ignored).
+
+    Raises:
+        AttnDiluteError: unknown preset or field, or a value of the wrong kind.
+    """
+    if isinstance(preset, TrainConfig):
+        base = preset
+    else:
+        try:
+            base = PRESETS[preset]
+        except KeyError:
+            raise AttnDiluteError(
+                f"unknown training preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}"
+            ) from None
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    changes = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in fields:
+            raise AttnDiluteError(
+                f"unknown training setting {key!r}", hint=f"settings: {', '.join(sorted(fields))}"
+            )
+        changes[key] = _coerce(key, value, getattr(base, key))
+    config = dataclasses.replace(base, **changes)
+    _validate(config)
+    return config
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    try:
+        if key == "crops_per_epoch":
+            return int(value) or None  # 0 switches it off
+        if isinstance(default, tuple):
+            seq = tuple(value) if not isinstance(value, str) else tuple(value.replace(",", " ").split())
+            kind = type(default[0])
+            if len(seq) == 1 and len(default) == 3:
+                seq = seq * 3
+            if len(seq) != len(default):
+                raise ValueError(f"expected {len(default)} values")
+            return tuple(kind(v) for v in seq)
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, int) and not isinstance(default, bool):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if default is None and key == "workers":
+            return int(value)
+        return value
+    except (TypeError, ValueError) as err:
+        raise AttnDiluteError(f"bad value {value!r} for {key}: {err}") from None
+
+
+def _validate(c: TrainConfig) -> None:
+    checks = [
+        (c.epochs >= 1, "epochs must be >= 1"),
+        (c.batch_size >= 1, "batch_size must be >= 1"),
+        (c.lr > 0, "lr must be > 0"),
+        (0 <= c.warmup < 1, "warmup must be a fraction in [0, 1)"),
+        (c.samples_per_case >= 1, "samples_per_case must be >= 1"),
+        (c.crops_per_epoch is None or c.crops_per_epoch >= 1, "crops_per_epoch must be >= 1"),
+        (c.pos >= 0 and c.neg >= 0 and c.pos + c.neg > 0, "pos and neg must be >= 0, not both 0"),
+        (0 <= c.ta_prob <= 1 and 0 <= c.flip_prob <= 1 and 0 <= c.rot90_prob <= 1, "probabilities in [0, 1]"),
+        (c.ta_scale[0] <= c.ta_scale[1] and c.ta_shift[0] <= c.ta_shift[1], "ranges must be (low, high)"),
+        (c.val_every >= 1, "val_every must be >= 1"),
+        (0 < c.val_fraction < 1, "val_fraction must be in (0, 1)"),
+        (0 <= c.overlap < 1, "overlap must be in [0, 1)"),
+        (min(c.spacing) > 0, "spacing must be positive"),
+        (min(c.crop) > 0, "crop must be positive"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise AttnDiluteError(f"invalid training settings: {message}")

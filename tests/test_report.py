@@ -1,0 +1,441 @@
+"""``attndilute report``: readings from numbers, sections that survive missing inputs, one offline page.
+
+The fixture folder is built with the real commands where they are cheap (phantom, padstats,
+subtypes, evaluate on predictions synthesised by perturbing the labels, compare); the trainer's
+metrics, ADI stage CSVs and CKA stores are fabricated in the writers' own formats (the CKA
+Dataset through ``attndilute.store.cka_dataset`` and its zarr writer).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attndilute.report import readings
+from attndilute.report.readings import Curve, Trend
+
+CONFIGS = ("base", "act")
+GAIN = np.array([0.15, 0.35, 0.6, 1.0])  # ADI grows with depth (Fig. 4 A-B)
+CROP_Z = {"base": 96, "act": 64}
+
+
+# --- readings: exact sentences for given numbers ------------------------------------------
+
+
+def test_format_p():
+    assert readings.format_p(0.0113) == "0.011"
+    assert readings.format_p(3.2e-9) == "3e-9"
+    assert readings.format_p(0.00096) == "1e-3"  # one significant digit below 0.001
+    assert readings.format_p(0.00094) == "9e-4"
+    assert readings.format_p(math.nan) == "n/a"
+
+
+def test_padding_reading():
+    assert readings.padding_reading(247, 123, 93, 70, 120, 0.162, 0.201, 128) == (
+        "123 of 247 scans (50%) need zero-padding under a 128-voxel axial crop: the median native axial "
+        "extent is 93 [70–120] voxels and the mean padding fraction 0.162 ± 0.201."
+    )
+    assert readings.padding_reading(12, 0, 94, 71, 119, 0.0, 0.0).startswith(
+        "None of the 12 scans needs zero-padding under the crop:"
+    )
+
+
+def test_segmentation_reading():
+    text = readings.segmentation_reading(
+        {"SMIT-Base": 0.559, "SMIT-ACT": 0.624}, {"SMIT-Base": 0.862, "SMIT-ACT": 0.907},
+        sdsc_p=0.0004, detection_diff_pp=4.5, detection_p=0.021,
+    )  # fmt: skip
+    assert text == (
+        "Median sDSC was highest under SMIT-ACT (0.624 vs 0.559 under SMIT-Base; Wilcoxon p = 4e-4 after "
+        "Bonferroni), which detected 90.7% vs 86.2% of tumours (+4.5 pp, McNemar p = 0.021)."
+    )
+    assert readings.segmentation_reading({"a": 0.5}, {"a": 0.75}) == (
+        "Under a, median sDSC was 0.500 and 75.0% of tumours were detected."
+    )
+    assert readings.paired_reading("act", "base", 10, 1, 12) == (
+        "Case by case, act scored a higher sDSC than base in 10 of 12 cases and a lower one in 1 (1 tied)."
+    )
+
+
+def test_adi_readings():
+    assert readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.010}) == (
+        "Deepest-stage (S3) ADI was 87% lower under act (0.010) than under base (0.079)."
+    )
+    assert readings.adi_reduction_reading(3, {"base": 0.079, "ta": 0.047, "act": 0.010}) == (
+        "Relative to base (0.079), deepest-stage (S3) ADI was 41% lower under ta (0.047) and 87% lower "
+        "under act (0.010)."
+    )
+    means = {"base": {0: 0.003, 1: 0.01, 2: 0.04, 3: 0.079}, "act": {0: 0.001, 1: 0.004, 2: 0.002, 3: 0.010}}
+    assert readings.adi_depth_reading(means) == (
+        "Mean ADI rose with depth under every configuration (base 0.003 at S0 → 0.079 at S3, at every stage; "
+        "act 0.001 at S0 → 0.010 at S3)."
+    )
+    assert readings.layout_share_reading({("act", 1): (0.006, 0.01), ("base", 1): (0.0, 0.02)}) == (
+        "Layout padding (window arithmetic, not the MRI) makes up as much as 60% of ADI (act, S1), the "
+        "window artifact of §3.2.1."
+    )
+    assert readings.adi_depth_reading({"act": {0: 0.0061, 3: 0.0059}}) == (
+        "Mean ADI stayed flat with depth under act (0.006 at S0 → 0.006 at S3)."
+    )
+    assert readings.layout_share_reading({("base", 0): (0.0, 0.02)}) == (
+        "All ADI comes from input padding: layout padding (window arithmetic) adds none."
+    )
+
+
+def test_trend_reading():
+    trends = {"base": Trend(0.91, 3.2e-9, 40), "act": Trend(math.nan, math.nan, 40, "padding fraction"),
+              "ta": Trend(-0.1, 0.52, 40)}  # fmt: skip
+    assert readings.trend_reading("Deepest-stage (S3) ADI", "padding fraction", trends) == (
+        "Deepest-stage (S3) ADI rises with padding fraction under base (Spearman rho = 0.91, p = 3e-9, "
+        "n = 40); cannot be related to padding fraction under act (padding fraction is constant over 40 "
+        "scans); shows no significant trend with padding fraction under ta (Spearman rho = -0.10, "
+        "p = 0.520, n = 40)."
+    )
+
+
+def test_subtype_and_cka_and_training_readings():
+    assert readings.subtype_reading({"B": 7, "D": 5}, {"B": 0.52, "D": -0.31}, {"B": 0.081, "D": 0.032}) == (
+        "The 12 tumours fall into Cluster-B (7, median contrast 0.52, gradient 0.081/mm) and Cluster-D "
+        "(5, median contrast -0.31, gradient 0.032/mm)."
+    )
+    assert readings.cluster_choice_reading({2: 0.4, 3: 0.3}, {2: 9.0, 3: 7.0}, {2: 0.8, 3: 1.1}) == (
+        "All three validity indices favour k = 2."
+    )
+    assert readings.subtype_gap_reading(
+        {"act": {"B": 0.965, "D": 0.857}}, {"act": {"B": 0.69, "D": 0.522}}
+    ) == (
+        "Cluster-D is the harder subtype (85.7% vs 96.5% detected and median sDSC 0.522 vs 0.690 for "
+        "Cluster-D vs Cluster-B under act)."
+    )
+    assert readings.cka_diagonal_reading("base_vs_act", ["S0.B0", "S1", "S3"], [0.98, 0.35, 0.41]) == (
+        "Diagonal CKA of base_vs_act falls from 0.980 at S0.B0 to 0.410 at S3 (lowest 0.350 at S1)."
+    )
+    assert readings.cka_drift_reading(3, {"base_vs_init": 0.62, "act_vs_init": 0.41}) == (
+        "In the deepest stage (S3) act_vs_init has the lowest mean diagonal CKA (0.410, the most drift) and "
+        "base_vs_init the highest (0.620)."
+    )
+    assert readings.training_reading({"base": Curve(40, 1.02, 0.31, 0.712, 38, 40)}) == (
+        "Under base, training loss fell from 1.020 to 0.310 over 40 epochs and validation Dice peaked at "
+        "0.712 in epoch 38."
+    )
+    assert readings.training_reading(
+        {"a": Curve(10, 1.2, 0.4, 0.8, 10, 10), "b": Curve(5, 1.0, 1.0, math.nan, -1)}
+    ) == (
+        "Under a, training loss fell from 1.200 to 0.400 over 10 epochs and validation Dice peaked at 0.800 "
+        "in epoch 10, its last validation, so it had not yet plateaued; under b, training loss stayed flat "
+        "from 1.000 to 1.000 over 5 epochs with no validation Dice recorded."
+    )
+
+
+# --- the fixture folder ---------------------------------------------------------------------
+
+
+def _predictions(root: Path, pf: dict[str, float]) -> None:
+    """Perturbed labels as predictions: base degrades with padding and misses the most padded case."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from attndilute.data import discover
+
+    worst = max(pf, key=pf.get)
+    for config in CONFIGS:
+        (root / "preds" / config).mkdir(parents=True)
+    for case in discover(root / "data", require_labels=True):
+        img = nib.load(case.label)
+        label = np.asarray(img.dataobj) > 0  # (X, Y, Z)
+        base = ndimage.binary_erosion(label, iterations=1 + int(pf[case.name] > 0.1))
+        base = np.roll(base, 1 + int(pf[case.name] > 0), axis=0)
+        if case.name == worst:
+            base[:] = False
+        act = ndimage.binary_dilation(label, iterations=1) if case.name.endswith(("1", "3", "5")) else label
+        for config, mask in (("base", base), ("act", act)):
+            out = nib.Nifti1Image(mask.astype(np.uint8), img.affine)
+            nib.save(out, root / "preds" / config / f"{case.name}.nii.gz")
+
+
+def _adi(root: Path, padstats) -> None:
+    """adi_stages.csv per configuration: ADI grows with depth and padding; act adds layout padding."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    for config in CONFIGS:
+        rows = []
+        for case, extent in zip(padstats["case"], padstats["extent"], strict=True):
+            pf = max(1.0 - extent / CROP_Z[config], 0.0)  # Eq. 4 under the configuration's crop
+            layout = np.array([0.004, 0.003, 0.002, 0.0]) if config == "act" else np.zeros(4)
+            input_pad = 0.1 * pf * GAIN + np.abs(rng.normal(0, 0.002, 4))
+            for stage in range(4):
+                rows.append(
+                    (case, stage, input_pad[stage] + layout[stage], input_pad[stage], layout[stage], pf)
+                )
+        (root / "adi" / config).mkdir(parents=True)
+        frame = pd.DataFrame(rows, columns=["scan", "stage", "adi", "adi_input_pad", "adi_layout_pad",
+                                            "padding_fraction"])  # fmt: skip
+        frame.to_csv(root / "adi" / config / "adi_stages.csv", index=False)
+
+
+def _runs(root: Path) -> None:
+    """metrics.csv (validation every 2nd epoch) and a checkpoint header with the crop."""
+    import pandas as pd
+    from safetensors.numpy import save_file
+
+    for k, config in enumerate(CONFIGS):
+        epochs = np.arange(1, 11)
+        val = np.where(epochs % 2 == 0, 0.3 + 0.05 * epochs + 0.02 * k, np.nan)
+        frame = pd.DataFrame({"epoch": epochs, "lr": 1e-3, "train_loss": 1.2 / np.sqrt(epochs) - 0.01 * k,
+                              "val_dice": val, "seconds": 2.0})  # fmt: skip
+        (root / "runs" / config).mkdir(parents=True)
+        frame.to_csv(root / "runs" / config / "metrics.csv", index=False)
+        meta = {
+            "family": "smit",
+            "preset": "smit-tiny",
+            "crop": [64, 64, CROP_Z[config]],
+            "epoch": 10,
+            "val_dice": 0.8 + 0.02 * k,
+        }
+        save_file(
+            {"w": np.zeros(2, np.float32)},
+            str(root / "runs" / config / "best.safetensors"),
+            metadata={"attndilute": json.dumps(meta), "format": "pt"},
+        )
+
+
+def _cka(root: Path) -> None:
+    """Two comparisons in the real result format; B drifts from A more with depth."""
+    import torch
+
+    from attndilute.cka import MinibatchCKA
+    from attndilute.store import LayerSpec, cka_dataset
+    from attndilute.store.cka_run import _write_dataset
+
+    specs = [LayerSpec(f"layers.{s}.blocks.{b}", "block", s, b) for s in range(4) for b in range(2)]
+    gen = torch.Generator().manual_seed(0)
+    acts_a = [torch.randn(24, 64, generator=gen) for _ in specs]
+    for name, scale in (("base_vs_act", 0.4), ("base_vs_init", 1.0)):
+        acts_b = [a + scale * (1 + spec.stage) * torch.randn(a.shape, generator=gen)
+                  for a, spec in zip(acts_a, specs, strict=True)]  # fmt: skip
+        metric = MinibatchCKA()
+        for rows in (slice(0, 12), slice(12, 24)):
+            metric.update([a[rows] for a in acts_a], [b[rows] for b in acts_b])
+        ds = cka_dataset(
+            metric.compute(), specs, specs, {"model_a": "base", "model_b": name[8:], "n_scans": 24}
+        )
+        _write_dataset(ds, root / "cka" / name / "cka.zarr")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A results folder in the demo layout, built mostly with the real commands."""
+    import pandas as pd
+
+    from attndilute.cli.main import main
+
+    root = tmp_path_factory.mktemp("report") / "D"
+    root.mkdir()
+
+    def cli(*args):
+        assert main([str(a) for a in args]) == 0, args
+
+    cli("phantom", "--out", root / "data", "--n", 12, "--profile", "small")
+    cli("padstats", "--data", root / "data", "--crop", 96, 96, 96, "--out", root / "padstats.csv")
+    cli("subtypes", "--data", root / "data", "--out", root / "subtypes")
+    padstats = pd.read_csv(root / "padstats.csv")
+    _predictions(root, dict(zip(padstats["case"], padstats["padding_fraction"], strict=True)))
+    _adi(root, padstats)
+    data, ev = root / "data", root / "eval"
+    cli("evaluate", "--pred", root / "preds" / "base", "--data", data, "--out", ev / "base.csv",
+        "--padstats", root / "padstats.csv", "--subtypes", root / "subtypes" / "features.csv",
+        "--adi", root / "adi" / "base" / "adi_stages.csv")  # fmt: skip
+    cli("evaluate", "--pred", root / "preds" / "act", "--data", data, "--out", ev / "act.csv")
+    cli("compare", ev / "base.csv", ev / "act.csv", "--out", ev / "table.csv")
+    _runs(root)
+    _cka(root)
+    return root
+
+
+# --- the page -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def page(run_dir):
+    from attndilute.report import write_report
+
+    result = write_report(run_dir)
+    return result, result.path.read_text(encoding="utf-8")
+
+
+def _readings(html_text: str) -> list[str]:
+    import html
+
+    return [html.unescape(t) for t in re.findall(r'<p class="reading">(.*?)</p>', html_text)]
+
+
+def test_full_report_renders_every_section_offline(page):
+    result, text = page
+    assert result.path.name == "report.html"
+    assert [s[0] for s in result.sections] == ["cohort", "segmentation", "adi", "subtypes", "cka", "training"]
+    assert {s[2] for s in result.sections} == {"rendered"}, result.sections
+    n_figures = sum(s[3] for s in result.sections)
+    assert text.count("Plotly.newPlot(") == n_figures >= 12
+    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1  # the bundle once, inline
+    assert not re.search(r"<script[^>]+src=", text)  # nothing fetched: opens offline
+    assert not re.search(r"<link[^>]+href=", text)
+    assert "Missing:" not in text
+    assert "<td>act</td><td>smit</td><td>smit-tiny</td><td>64×64×64</td><td>10</td><td>0.820</td>" in text
+    assert all(r.endswith(".") and r.count(". ") == 0 for r in _readings(text)), _readings(text)
+
+
+def test_readings_agree_with_an_independent_computation(run_dir, page):
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    _, text = page
+    found = _readings(text)
+    frames = {c: pd.read_csv(run_dir / "adi" / c / "adi_stages.csv") for c in CONFIGS}
+    deep = {c: f[f["stage"] == 3] for c, f in frames.items()}
+    base, act = deep["base"]["adi"].mean(), deep["act"]["adi"].mean()
+    cut = round(100 * (1 - act / base))
+    assert (
+        f"Deepest-stage (S3) ADI was {cut}% lower under act ({act:.3f}) than under base ({base:.3f})."
+        in found
+    )
+    rho, p = spearmanr(deep["base"]["padding_fraction"], deep["base"]["adi"])
+    assert rho > 0.5
+    stats = f"Spearman rho = {rho:.2f}, p = {readings.format_p(p)}, n = 12"
+    clause = f"rises with padding fraction under base ({stats})"
+    assert any(clause in r for r in found)
+    table = pd.read_csv(run_dir / "eval" / "table.csv").set_index("config")
+    best = table["sdsc_median"].idxmax()
+    assert any(
+        r.startswith(f"Median sDSC was highest under {best} ({table.loc[best, 'sdsc_median']:.3f}")
+        for r in found
+    )
+    padded = pd.read_csv(run_dir / "padstats.csv")
+    n_padded = int((padded["padding_fraction"] > 0).sum())
+    assert any(r.startswith(f"{n_padded} of 12 scans") and "96-voxel axial crop" in r for r in found)
+
+
+def test_front_table_matches_compare_and_adi(run_dir):
+    import pandas as pd
+
+    from attndilute.evaluation.formatting import median_iqr, rate_interval
+    from attndilute.report.load import load_run
+    from attndilute.report.summaries import front_markdown
+
+    markdown = front_markdown(load_run(run_dir))
+    lines = markdown.splitlines()
+    assert lines[0] == "| Configuration | sDSC | VR | Detection [95% CI] | ADI S3 (mean ± sd) |"
+    table = pd.read_csv(run_dir / "eval" / "table.csv")
+    for row, line in zip(table.itertuples(), lines[2:], strict=True):
+        adi = pd.read_csv(run_dir / "adi" / row.config / "adi_stages.csv").query("stage == 3")["adi"]
+        assert line == (
+            f"| {row.config} | {median_iqr(row.sdsc_median, row.sdsc_q1, row.sdsc_q3)} | "
+            f"{median_iqr(row.vr_median, row.vr_q1, row.vr_q3)} | "
+            f"{rate_interval(row.detection_rate, row.detection_low, row.detection_high)} "
+            f"({row.n_detected}/{row.n}) | {adi.mean():.3f} ± {adi.std():.3f} |"
+        )
+
+
+def test_empty_folder_names_every_missing_input_and_its_command(tmp_path):
+    from attndilute.report import write_report
+
+    result = write_report(tmp_path)
+    text = result.path.read_text()
+    assert {s[2] for s in result.sections} == {"missing"}
+    for command in ("attndilute padstats", "attndilute evaluate", "attndilute adi", "attndilute subtypes",
+                    "attndilute cka", "attndilute train"):  # fmt: skip
+        assert command in text
+    assert "Plotly.newPlot(" not in text and "plotly.js v" not in text  # no figure, no bundle
+
+
+def test_partial_folder_and_unreadable_input(run_dir, tmp_path):
+    from attndilute.report import write_report
+
+    part = tmp_path / "P"
+    shutil.copytree(run_dir / "adi", part / "adi")
+    (part / "data").mkdir()
+    shutil.copy(run_dir / "data" / "phantom.csv", part / "data" / "phantom.csv")  # no padstats
+    (part / "adi" / "act" / "adi_stages.csv").write_text("scan,stage\nx,1\n")  # no adi column
+    (part / "eval").mkdir()
+    (part / "eval" / "base.csv").write_text("")  # empty file
+    result = write_report(part, tmp_path / "out" / "r.html")
+    status = {s[0]: s[2] for s in result.sections}
+    assert status["adi"] == "partial" and status["segmentation"] == "missing"
+    assert status["cohort"] == "partial"  # Table 1 and extents from phantom.csv, padstats missing
+    text = result.path.read_text()
+    assert "The 12 scans have a median native axial extent of" in text
+    assert "missing column(s) adi" in text and "not a readable CSV" in text
+    assert f"attndilute adi --model {part}/runs/act/best.safetensors" in text
+
+
+def test_cli_report(cli, run_dir, tmp_path):
+    out = tmp_path / "cli.html"
+    code, stdout, _ = cli("report", "--run", run_dir, "--out", out)
+    assert code == 0 and out.is_file()
+    for title in ("Cohort and padding statistics", "Attention dilution", "Training convergence"):
+        assert title in stdout
+    code, _, err = cli("report", "--run", tmp_path / "absent")
+    assert code == 2 and err.startswith("error:") and "does not exist" in err
+
+
+def test_readme_assets(run_dir, tmp_path, capsys):
+    script = Path(__file__).resolve().parents[1] / "examples" / "readme_assets.py"
+    spec = importlib.util.spec_from_file_location("readme_assets", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = tmp_path / "img" / "readme_adi.png"
+    assert module.main(["--run", str(run_dir), "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "| Configuration | sDSC | VR | Detection [95% CI] | ADI S3 (mean ± sd) |" in printed
+
+
+# --- a real headless browser ----------------------------------------------------------------
+
+
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome", "chromium-headless-shell",
+                 "headless_shell"):  # fmt: skip
+        path = shutil.which(name)
+        if path:
+            return path
+    for path in ("/usr/lib/chromium/chromium", "/usr/lib/chromium/headless_shell",
+                 "/usr/lib/chromium-headless-shell/chromium-headless-shell"):  # fmt: skip
+        if Path(path).is_file():
+            return path
+    return None
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason="no Chromium/Chrome binary on this machine")
+def test_page_renders_in_headless_chromium_without_console_errors(page, tmp_path):
+    """Load the page with the network blocked; every figure must draw its SVG, nothing may log.
+
+    Headless Chromium logs every console message (any level) and uncaught exception as a
+    ``CONSOLE`` line on stderr; a blocked request would log one too, so none may appear.
+    """
+    result, text = page
+    proc = subprocess.run(
+        [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=15000", "--dump-dom",
+         result.path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    ids = re.findall(r'<div id="(fig-[a-z]+-\d+)"', text)
+    assert len(ids) == text.count("Plotly.newPlot(") > 0
+    dom = proc.stdout
+    starts = [dom.index(f'id="{i}"') for i in ids] + [len(dom)]
+    for fig_id, start, end in zip(ids, starts[:-1], starts[1:], strict=True):
+        assert 'class="main-svg"' in dom[start:end], f"{fig_id} was not drawn"

@@ -1,0 +1,152 @@
+"""The trainer end to end on a 4-case phantom: resume = uninterrupted, determinism, DDP, predict, errors.
+
+Small on purpose (SMIT tiny, 4 mm spacing, 64x32x32 crops, one step of batch 2 per epoch) so the module runs
+in well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attndilute import models
+from attndilute.training import REPRODUCIBLE_COLUMNS, predict, read_metrics, train
+
+SMALL = dict(
+    crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0), crops_per_epoch=2, val_every=2, warmup=0.4, tta=False,
+    val_fraction=0.5, batch_dice=False, progress=False,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    from attndilute.data import write_phantom
+
+    root = tmp_path_factory.mktemp("ph")
+    old = os.environ.get("ATTNDILUTE_CACHE")
+    os.environ["ATTNDILUTE_CACHE"] = str(root / "cache")
+    write_phantom(root / "data", n=5, seed=0, profile="small")  # 4 train (2 fit + 2 validate), 1 test
+    yield root / "data"
+    if old is None:
+        os.environ.pop("ATTNDILUTE_CACHE", None)
+    else:
+        os.environ["ATTNDILUTE_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def full_run(phantom, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "run"
+    summary = train(phantom, out, "tiny", epochs=3, seed=3, **SMALL)
+    return out, summary
+
+
+def _columns(rows):
+    return [[r[c] for c in REPRODUCIBLE_COLUMNS] for r in rows]
+
+
+def _same(a, b, rtol=0.0):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b, strict=True):
+        for x, y in zip(ra, rb, strict=True):
+            assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=rtol, abs=rtol * 1e-3)
+
+
+def test_outputs_and_checkpoint_header(full_run):
+    out, summary = full_run
+    rows = read_metrics(out / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3
+    assert math.isnan(rows[0]["val_dice"]) and not math.isnan(rows[1]["val_dice"])
+    assert rows[0]["lr"] == 0.0 and rows[1]["lr"] > 0  # linear warmup from 0
+    assert summary["best_val_dice"] == pytest.approx(
+        max(r["val_dice"] for r in rows if not math.isnan(r["val_dice"]))
+    )
+    model = models.load(out / "best.safetensors")
+    assert model.attndilute_meta["crop"] == (64, 32, 32) and model.attndilute_meta["spacing"] == (
+        4.0,
+        4.0,
+        4.0,
+    )
+    assert model.attndilute_meta["epoch"] == summary["best_epoch"]
+    assert (out / "curves.png").stat().st_size > 1000
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 3 and {"model", "optimizer", "scheduler", "rng_torch", "best"} <= set(ckpt)
+    assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
+    out_full, _ = full_run
+    out = tmp_path / "run"
+    first = train(phantom, out, "tiny", epochs=3, seed=3, stop_after=2, **SMALL)
+    assert first["epochs"] == 2 and len(read_metrics(out / "metrics.csv")) == 2
+    train(phantom, out, resume=True, progress=False)
+    _same(_columns(read_metrics(out / "metrics.csv")), _columns(read_metrics(out_full / "metrics.csv")))
+    a = torch.load(out / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(out_full / "last.ckpt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights at the end
+
+
+def test_ddp_two_processes_match_one(full_run, phantom, tmp_path):
+    """torchrun, gloo, 2 ranks x batch 1 = 1 process x batch 2 (global batch, all-reduced metrics)."""
+    out_full, _ = full_run
+    exe = Path(sys.executable).with_name("attndilute")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--no-python", str(exe), "train", "--data", str(phantom), "--out", str(out), "--preset", "tiny",
+           "--epochs", "3", "--stop-after", "2", "--seed", "3", "--crop", "64", "32", "32",
+           "--spacing", "4", "4", "4", "--crops-per-epoch", "2", "--val-every", "2", "--warmup", "0.4",
+           "--tta", "false", "--val-fraction", "0.5", "--batch-dice", "false"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("train -> ") == 1  # only rank 0 reports
+    ddp = _columns(read_metrics(out / "metrics.csv"))
+    one = _columns(read_metrics(out_full / "metrics.csv"))[:2]
+    _same(ddp, one, rtol=1e-3)
+
+
+def test_predict_writes_masks_in_source_geometry(full_run, phantom, tmp_path, cli):
+    from attndilute.data import discover, load_nifti
+
+    out_full, _ = full_run
+    paths = predict(out_full / "best.safetensors", phantom, tmp_path / "pred", split="test",
+                    probabilities=True, progress=False)  # fmt: skip
+    cases = discover(phantom, split="test")
+    assert [p.name for p in paths] == [f"{c.name}.nii.gz" for c in cases]
+    for case, path in zip(cases, paths, strict=True):
+        image, affine, _ = load_nifti(case.image)
+        mask, mask_affine, _ = load_nifti(path)
+        assert mask.shape == image.shape and np.allclose(mask_affine, affine, atol=1e-4)
+        assert set(np.unique(mask)) <= {0, 1}
+        prob, _, _ = load_nifti(tmp_path / "pred" / "probabilities" / path.name)
+        assert prob.shape == image.shape and prob.min() >= 0 and prob.max() <= 1 + 1e-6
+    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--data", phantom, "--split", "test",
+                       "--out", tmp_path / "eval.csv")  # fmt: skip
+    assert code == 0, err
+
+
+def test_bad_input_is_one_line(phantom, tmp_path, cli):
+    def fails(*args, match):
+        code, _, err = cli("train", "--out", tmp_path / "bad", *args)
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+        assert not (tmp_path / "bad" / "last.ckpt").exists()
+
+    fails("--data", phantom, "--crop", "60", "64", "64", match="divisible by 32")
+    unlabeled = tmp_path / "nolabels" / "imagesTr"
+    unlabeled.mkdir(parents=True)
+    for image in sorted((phantom / "imagesTr").iterdir())[:2]:
+        shutil.copy(image, unlabeled / image.name)
+    fails("--data", unlabeled.parent, match="have no label")
+    swin = models.save(models.build("swin-tiny"), tmp_path / "swin.safetensors")
+    fails("--data", phantom, "--init", swin, match="the model is smit")
+    fails("--data", phantom, "--preset", "smit-act", match="--init PATH")
+    fails("--data", phantom, "--resume", match="nothing to resume")
+    fails("--data", phantom, "--learning-rate", "1", match="unknown training setting")
+    fails("--data", phantom, "--folds", "3", match="go together")

@@ -1,0 +1,107 @@
+"""Training data pipeline: crops carry the real mask, pos/neg sampling, seeded determinism; inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attndilute.data import Volume
+from attndilute.training.inference import sliding_window_probs
+from attndilute.training.pipeline import CropDataset, pad_to_crop
+from attndilute.training.presets import resolve_config
+
+
+def _volume(shape=(40, 36, 12), seed=0) -> Volume:
+    rng = np.random.default_rng(seed)
+    image = rng.random(shape, dtype=np.float32) + 0.1  # > 0 everywhere: zeros below mean padding
+    label = np.zeros(shape, np.uint8)
+    label[18:24, 15:20, 4:8] = 1
+    eye = np.eye(4)
+    return Volume("v", image, label, np.ones(shape, bool), (2.0, 2.0, 2.0), float(shape[2]), 0.0, eye, eye,
+                  shape, eye, shape)  # fmt: skip
+
+
+def test_pad_to_crop_records_padding():
+    vol = pad_to_crop(_volume(), (32, 32, 16))
+    assert vol.shape == (40, 36, 16)  # only Z is short: padded symmetrically (2 + 2)
+    assert not vol.real[:, :, :2].any() and not vol.real[:, :, -2:].any() and vol.real[:, :, 2:-2].all()
+    assert (vol.image[~vol.real] == 0).all()
+    assert vol.padding_fraction == pytest.approx(1 - 12 / 16)
+
+
+def test_crops_carry_real_mask_and_are_seeded():
+    config = resolve_config(
+        "tiny",
+        crop=(32, 32, 16),
+        pos=1.0,
+        neg=0.0,
+        samples_per_case=3,
+        crops_per_epoch=0,
+        tumor_aware=True,
+        ta_prob=1.0,
+    )
+    vol = pad_to_crop(_volume(), config.crop)
+    ds = CropDataset([vol], config, seed=5)
+    assert len(ds) == 3
+    item = ds[1]
+    assert item["image"].shape == (1, 32, 32, 16) and item["label"].shape == (1, 32, 32, 16)
+    assert item["real"].shape == (32, 32, 16) and item["real"].dtype == torch.bool
+    assert item["label"].dtype == torch.int64 and item["label"].sum() > 0  # pos only: tumour in every crop
+    assert (item["image"][0][~item["real"]] == 0).all()  # padding stays zero (TA never touches it)
+    assert (item["image"][0][item["real"]] != 0).all()
+    assert not item["real"].all()  # the crop spans Z, so it contains the padded slices
+    again = CropDataset([vol], config, seed=5)
+    for e in (0, 3):
+        ds.set_epoch(e)
+        again.set_epoch(e)
+        assert all(ds[i]["image"].equal(again[i]["image"]) for i in range(3))
+    ds.set_epoch(1)
+    first = [ds[i]["image"] for i in range(3)]
+    ds.set_epoch(2)
+    assert not all(x.equal(ds[i]["image"]) for i, x in enumerate(first))
+    other = CropDataset([vol], config, seed=6)  # another run seed draws other crops
+    other.set_epoch(1)
+    assert not all(x.equal(other[i]["image"]) for i, x in enumerate(first))
+
+
+def test_negative_crops_avoid_tumour_mostly():
+    config = resolve_config(
+        "tiny",
+        crop=(32, 32, 16),
+        pos=0.0,
+        neg=1.0,
+        samples_per_case=8,
+        crops_per_epoch=0,
+        flip_prob=0.0,
+        rot90_prob=0.0,
+    )
+    shape = (96, 96, 16)
+    vol = _volume(shape)
+    ds = CropDataset([pad_to_crop(vol, config.crop)], config, seed=0)
+    with_tumour = sum(int(ds[i]["label"].sum() > 0) for i in range(8))
+    assert with_tumour < 8
+
+
+class _Pointwise(torch.nn.Module):
+    """Logits (0, 4x - 2 + real): a voxel-wise model, so windows and flips must not change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x, real=None):
+        bump = torch.zeros_like(x) if real is None else real[:, None].float()
+        return torch.cat([torch.zeros_like(x), self.w * (4 * x - 2) + bump], dim=1)
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_sliding_window_matches_whole_volume(tta):
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.random((1, 1, 50, 40, 20), dtype=np.float32))
+    real = torch.from_numpy(rng.random((1, 50, 40, 20)) > 0.3)
+    probs = sliding_window_probs(
+        _Pointwise(), image, real, (32, 32, 16), overlap=0.5, tta=tta, sw_batch_size=3
+    )
+    expected = torch.softmax(_Pointwise()(image, real=real), dim=1)
+    torch.testing.assert_close(probs, expected, atol=1e-6, rtol=1e-5)
