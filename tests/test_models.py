@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
@@ -195,13 +194,6 @@ def test_real_mask_is_checked(name):
         torch.testing.assert_close(model(x, real=torch.zeros(1, 32, 32, 64, dtype=torch.bool)), model(x))
 
 
-_HAS_MASKING = importlib.util.find_spec("attndilute.instrument.masking") is not None
-needs_masking = pytest.mark.skipif(
-    not _HAS_MASKING, reason="attndilute.instrument.masking (key_padding_mask) is not in this checkout yet"
-)
-
-
-@needs_masking
 @pytest.mark.parametrize("name", TINY)
 @pytest.mark.parametrize("flash", [False, True])
 def test_mask_padding_removes_attention_to_padding_keys(name, flash):
