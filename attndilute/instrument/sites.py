@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -67,7 +67,6 @@ class AttentionSite:
     layout: Callable[[torch.Tensor, tuple[Any, ...]], SiteLayout]
     watch: nn.Module | None = None
     attention: nn.Module | None = None
-    meta: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- Swin (MONAI block interface)
@@ -92,7 +91,7 @@ def _patch_size(model: nn.Module) -> tuple[int, int, int] | None:
         if size is None and hasattr(module, "proj"):
             size = getattr(module.proj, "kernel_size", None)
         if size is not None:
-            return masks._triple(size if not isinstance(size, int) else int(size), 3)
+            return masks._triple(size, 3)
     return None
 
 
