@@ -83,6 +83,53 @@ def test_negative_crops_avoid_tumour_mostly():
     assert with_tumour < 8
 
 
+def _tumour_offsets(context: float) -> set[tuple[int, ...]]:
+    config = resolve_config(
+        "tiny", crop=(32, 32, 16), pos=1.0, neg=0.0, samples_per_case=12, crops_per_epoch=0,
+        flip_prob=0.0, rot90_prob=0.0, context=context,
+    )  # fmt: skip
+    ds = CropDataset([pad_to_crop(_volume((96, 96, 16)), config.crop)], config, seed=0)
+    offsets = set()
+    for i in range(12):
+        item = ds[i]
+        assert item["image"].shape == (1, 32, 32, 16)
+        assert item["label"].sum() > 0  # context <= 1.5: the sampled tumour voxel stays in the crop
+        lo = torch.nonzero(item["label"][0]).min(0).values  # tumour corner inside the crop
+        offsets.add(tuple(int(v) for v in lo[:2]))
+    return offsets
+
+
+def test_context_moves_the_tumour_off_the_crop_centre():
+    # context 1: MONAI centres every positive crop on a tumour voxel, so the 6x5 tumour sits
+    # within a few voxels of the centre; context 1.5: a random 32-crop of a 48-box moves it by +-8
+    centred = _tumour_offsets(1.0)
+    assert all(10 <= x <= 16 and 11 <= y <= 16 for x, y in centred)
+    spread = _tumour_offsets(1.5)
+    assert max(x for x, _ in spread) - min(x for x, _ in spread) > 8
+    assert min(min(o) for o in spread) < 10 or max(max(o) for o in spread) > 16
+
+
+def test_flip_axes_flips_only_those_axes():
+    common = dict(crop=(32, 32, 16), pos=1.0, neg=0.0, samples_per_case=2, crops_per_epoch=0, rot90_prob=0.0)
+    plain = CropDataset(
+        [pad_to_crop(_volume((96, 96, 16)), (32, 32, 16))], resolve_config("tiny", flip_axes=(), **common)
+    )
+    mirrored = CropDataset(
+        [pad_to_crop(_volume((96, 96, 16)), (32, 32, 16))],
+        resolve_config("tiny", flip_axes="0", flip_prob=1.0, **common),
+    )
+    for i in range(2):  # the crop is drawn first, so both see the same box; then X is mirrored
+        assert mirrored[i]["image"].equal(plain[i]["image"].flip(1))
+        assert mirrored[i]["label"].equal(plain[i]["label"].flip(1))
+
+
+def test_context_below_one_is_rejected():
+    from attndilute.errors import AttnDiluteError
+
+    with pytest.raises(AttnDiluteError, match="context"):
+        resolve_config("tiny", context=0.5)
+
+
 class _Pointwise(torch.nn.Module):
     """Logits (0, 4x - 2 + real): a voxel-wise model, so windows and flips must not change it."""
 

@@ -43,25 +43,33 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 def train_transforms(config: TrainConfig):
-    """MONAI pipeline: pos/neg crop, flips, in-plane quarter turns (square crops), then Eq. 1 (if on).
+    """MONAI pipeline: pos/neg crop (in a ``context`` x larger box, then a random crop inside),
+    flips, in-plane quarter turns (square crops), then Eq. 1 (if on).
 
     Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) float32 (0/1).
     """
-    from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d
+    from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d, RandSpatialCropd
 
     keys = ["image", "label", "real"]
+    outer = tuple(int(round(c * config.context)) for c in config.crop)
     steps = [
         RandCropByPosNegLabeld(
             keys=keys,
             label_key="label",
-            spatial_size=config.crop,
+            spatial_size=outer,
             pos=config.pos,
             neg=config.neg,
             num_samples=1,
             fg_indices_key="fg",
             bg_indices_key="bg",
+            allow_smaller=True,  # the context crop is bounded by the volume (never smaller than crop)
         ),
-        *(RandFlipd(keys=keys, prob=config.flip_prob, spatial_axis=axis) for axis in range(3)),
+        *(
+            [RandSpatialCropd(keys=keys, roi_size=config.crop, random_size=False)]
+            if outer != tuple(config.crop)
+            else []
+        ),
+        *(RandFlipd(keys=keys, prob=config.flip_prob, spatial_axis=axis) for axis in config.flip_axes),
     ]
     if config.crop[0] == config.crop[1]:  # a quarter turn of a non-square crop would change its shape
         steps.append(RandRotate90d(keys=keys, prob=config.rot90_prob, max_k=3, spatial_axes=(0, 1)))

@@ -35,7 +35,13 @@ class TrainConfig:
         crops_per_epoch: if set, an epoch is this many crops instead (cases in a seeded order), so
             its cost does not grow with the cohort (the CPU presets use it to fit a time budget); 0 = off.
         pos, neg: ratio of crops centred on tumour vs background voxels (MONAI RandCropByPosNegLabeld).
-        flip_prob: probability of a flip along each axis.
+        context: the pos/neg crop is drawn this many times larger than ``crop`` (bounded by the
+            volume), then a ``crop``-sized window is taken at a random place inside it, so the
+            sampled voxel (the tumour, for a positive crop) is not always at the crop centre; 1 = off;
+            up to 1.5 the sampled voxel stays in the central half of the crop.
+        flip_prob: probability of a flip along each axis of ``flip_axes``.
+        flip_axes: the axes (0 = X, 1 = Y, 2 = Z) that may be flipped; (0,) keeps the anatomy's
+            orientation and flips only left-right, as the test-time augmentation does.
         rot90_prob: probability of an in-plane (X-Y) rotation by a multiple of 90 degrees.
         tumor_aware: apply tumour-aware intensity augmentation (Eq. 1, seed §2.3).
         ta_scale, ta_shift, ta_prob: Eq. 1 ranges of alpha and beta, and the probability.
@@ -65,7 +71,9 @@ class TrainConfig:
     crops_per_epoch: int | None = None
     pos: float = 1.0
     neg: float = 1.0
+    context: float = 1.0
     flip_prob: float = 0.5
+    flip_axes: tuple[int, ...] = (0, 1, 2)
     rot90_prob: float = 0.5
     tumor_aware: bool = False
     ta_scale: tuple[float, float] = (0.5, 1.5)
@@ -92,13 +100,13 @@ PRESETS: MappingProxyType = MappingProxyType(
     {
         "tiny": TrainConfig(
             model="smit-tiny", crop=(64, 64, 64), spacing=(2.0, 2.0, 2.0), epochs=10, lr=1e-3,
-            crops_per_epoch=16, pos=2.0, neg=1.0, val_every=5, tta=False, batch_dice=True,
-            description="SMIT tiny, 2 mm, 64^3 crop, no TA (CPU phantom; Base analogue)",
+            crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, val_every=5, tta=False,
+            batch_dice=True, description="SMIT tiny, 2 mm, 64^3 crop, no TA (CPU phantom; Base analogue)",
         ),
         "tiny-act": TrainConfig(
             model="smit-tiny", crop=(64, 64, 32), spacing=(2.0, 2.0, 2.0), epochs=20, lr=1e-3,
-            crops_per_epoch=16, pos=2.0, neg=1.0, val_every=10, tta=False, batch_dice=True,
-            tumor_aware=True,
+            crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, val_every=10, tta=False,
+            batch_dice=True, tumor_aware=True,
             description="SMIT tiny, 2 mm, 64x64x32 crop + TA (CPU phantom; ACT analogue)",
         ),
         "smit-base": TrainConfig(
@@ -168,6 +176,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if key == "crops_per_epoch":
             return int(value) or None  # 0 switches it off
+        if key == "flip_axes":  # any number of axes, also none
+            seq = (value,) if isinstance(value, int) else value
+            seq = tuple(seq) if not isinstance(seq, str) else tuple(seq.replace(",", " ").split())
+            return tuple(sorted({int(v) for v in seq}))
         if isinstance(default, tuple):
             seq = tuple(value) if not isinstance(value, str) else tuple(value.replace(",", " ").split())
             kind = type(default[0])
@@ -202,6 +214,8 @@ def _validate(c: TrainConfig) -> None:
         (c.pos >= 0 and c.neg >= 0 and c.pos + c.neg > 0, "pos and neg must be >= 0, not both 0"),
         (0 <= c.ta_prob <= 1 and 0 <= c.flip_prob <= 1 and 0 <= c.rot90_prob <= 1, "probabilities in [0, 1]"),
         (c.ta_scale[0] <= c.ta_scale[1] and c.ta_shift[0] <= c.ta_shift[1], "ranges must be (low, high)"),
+        (c.context >= 1, "context must be >= 1 (a multiple of the crop)"),
+        (all(a in (0, 1, 2) for a in c.flip_axes), "flip_axes are among 0, 1, 2"),
         (c.val_every >= 1, "val_every must be >= 1"),
         (0 < c.val_fraction < 1, "val_fraction must be in (0, 1)"),
         (0 <= c.overlap < 1, "overlap must be in [0, 1)"),
