@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare(
         tables: list[Path] = typer.Argument(..., help="Per-case CSVs from `attndilute evaluate`."),
-        names: str | None = typer.Option(None, "--names", help="Comma-separated names [default: stems]."),
+        names: str | None = typer.Option(None, "--names", help="Comma-separated names (default: stems)."),
         out: Path | None = typer.Option(None, "--out", help="Table CSV; tests go to <stem>_tests.csv."),
         fmt: str = typer.Option("table", "--format", help="Print as table, markdown or latex."),
     ) -> None:

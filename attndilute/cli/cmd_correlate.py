@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("correlate")
     def correlate(
         eval_csv: Path = typer.Option(..., "--eval", help="Joined per-case CSV from `attndilute evaluate`."),
-        out: Path | None = typer.Option(None, "--out", help="Output folder [default: <stem>_correlate]."),
+        out: Path | None = typer.Option(None, "--out", help="Output folder (default: <stem>_correlate)."),
         no_penalty: bool = typer.Option(False, "--no-penalty", help="Raw sDSC for missed cases, not 0.1."),
     ) -> None:
         """Spearman rho/p, Fig. 4 E-F (PNG + HTML) and per-subtype detection and sDSC."""

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def padstats(
         crop: tuple[int, int, int] = typer.Option(..., "--crop", help="Crop X Y Z (Eq. 4 uses Z)."),
         out: Path = typer.Option(..., "--out", help="Per-case CSV to write."),
-        data: Path | None = typer.Option(None, "--data", help="Data folder [default: embedded phantom]."),
+        data: Path | None = typer.Option(None, "--data", help="Data folder (default: embedded phantom)."),
         split: str = typer.Option("all", "--split", help="train, test or all."),
         plot: bool = typer.Option(False, "--plot", help="Also write a histogram PNG next to the CSV."),
     ) -> None:

@@ -12,7 +12,7 @@ def register(app: typer.Typer) -> None:
     def predict(
         model: Path = typer.Option(..., "--model", help="Checkpoint (best.safetensors or .pt/.pth)."),
         out: Path = typer.Option(..., "--out", help="Folder of NAME.nii.gz masks to write."),
-        data: Path | None = typer.Option(None, "--data", help="Data folder [default: phantom]."),
+        data: Path | None = typer.Option(None, "--data", help="Data folder (default: phantom)."),
         split: str = typer.Option("test", "--split", help="Cases to segment: test, train or all."),
         probabilities: bool = typer.Option(False, "--probabilities", help="Also write OUT/probabilities/."),
     ) -> None:

@@ -11,8 +11,8 @@ def register(app: typer.Typer) -> None:
     @app.command("subtypes")
     def subtypes(
         out: Path = typer.Option(..., "--out", help="Output folder."),
-        data: Path | None = typer.Option(None, "--data", help="Cohort to label [default: embedded phantom]."),
-        fit_on: Path | None = typer.Option(None, "--fit-on", help="Cohort to fit on [default: --data]."),
+        data: Path | None = typer.Option(None, "--data", help="Cohort to label (default: embedded phantom)."),
+        fit_on: Path | None = typer.Option(None, "--fit-on", help="Cohort to fit on (default: --data)."),
         k: int = typer.Option(2, "--k", min=2, help="Number of clusters."),
     ) -> None:
         """Cluster tumours by appearance; write features, k=2..5 scores, model and Fig. 5."""

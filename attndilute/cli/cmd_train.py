@@ -15,11 +15,11 @@ def register(app: typer.Typer) -> None:
     def train(
         ctx: typer.Context,
         out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, best.safetensors, last.ckpt)."),
-        data: Path | None = typer.Option(None, "--data", help="Data folder with labels [default: phantom]."),
+        data: Path | None = typer.Option(None, "--data", help="Data folder with labels (default: phantom)."),
         preset: str = typer.Option(
             "tiny", "--preset", help="tiny, tiny-act, smit-base/ta/act, swin-base/ta/act."
         ),
-        epochs: int | None = typer.Option(None, "--epochs", help="Schedule length [default: the preset's]."),
+        epochs: int | None = typer.Option(None, "--epochs", help="Schedule length (default: the preset's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.ckpt."),
         init: Path | None = typer.Option(None, "--init", help="Pretrained weights (SMIT / Swin UNETR)."),
         scratch: bool = typer.Option(False, "--scratch", help="Random initialisation (Scratch)."),
@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train a segmentation model; any preset setting can be overridden, e.g. --lr 1e-4 --val-every 2.
+
+        Other settings (every TrainConfig field, docs/training.md): --lr, --batch-size, --context, ...
 
         Runs under ``torchrun --nproc_per_node N`` with DDP (rank 0 writes).
         """
