@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from attndilute import models
+from attndilute.errors import AttnDiluteError
 from attndilute.training import REPRODUCIBLE_COLUMNS, predict, read_metrics, train
 
 SMALL = dict(
@@ -86,7 +87,9 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
     out = tmp_path / "run"
     first = train(phantom, out, "tiny", epochs=3, seed=3, stop_after=2, **SMALL)
     assert first["epochs"] == 2 and len(read_metrics(out / "metrics.csv")) == 2
-    train(phantom, out, resume=True, progress=False)
+    with pytest.raises(AttnDiluteError, match="other lr"):  # a changed setting is refused, not ignored
+        train(phantom, out, "tiny", resume=True, lr=0.5, progress=False)
+    train(phantom, out, "tiny", resume=True, **SMALL)  # the saved settings, repeated, are accepted
     _same(_columns(read_metrics(out / "metrics.csv")), _columns(read_metrics(out_full / "metrics.csv")))
     a = torch.load(out / "last.ckpt", weights_only=True)["model"]
     b = torch.load(out_full / "last.ckpt", weights_only=True)["model"]
@@ -149,4 +152,7 @@ def test_bad_input_is_one_line(phantom, tmp_path, cli):
     fails("--data", phantom, "--preset", "smit-act", match="--init PATH")
     fails("--data", phantom, "--resume", match="nothing to resume")
     fails("--data", phantom, "--learning-rate", "1", match="unknown training setting")
+    fails("--data", phantom, "--progress", "false", match="unknown training setting")
+    fails("--data", phantom, "--tta", "maybe", match="expected true or false")
+    fails("--data", phantom, "--lr=-1", match="lr must be > 0")  # --name=value form
     fails("--data", phantom, "--folds", "3", match="go together")

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             ("cases (train / val)", f"{summary['train_cases']} / {summary['val_cases']}"),
             ("epochs", str(summary["epochs"])),
             ("best val Dice", f"{summary['best_val_dice']:.3f} (epoch {summary['best_epoch']})"),
-            ("best model", str(summary["best"])),
+            ("best model", str(summary["best"] or "none yet (no validation run)")),
             ("init", str(summary["init"])),
             ("time", f"{summary['seconds']:.0f} s"),
         ):
@@ -78,15 +78,22 @@ def register(app: typer.Typer) -> None:
 def _overrides(args: list[str]) -> dict[str, object]:
     """``--name value [value ...]`` pairs -> {name_with_underscores: value or list}; flags -> True."""
     from attndilute.errors import AttnDiluteError
+    from attndilute.training.presets import TrainConfig
 
+    fields = TrainConfig.__dataclass_fields__
     out: dict[str, object] = {}
     key = None
     for arg in args:
         if arg.startswith("--"):
-            key = arg[2:].replace("-", "_")
-            if not key:
-                raise AttnDiluteError(f"bad option {arg!r}")
-            out[key] = True
+            name, eq, value = arg[2:].partition("=")  # --lr 1e-4 or --lr=1e-4
+            key = name.replace("-", "_")
+            if key not in fields:
+                raise AttnDiluteError(
+                    f"unknown training setting {arg!r}", hint=f"settings: {', '.join(sorted(fields))}"
+                )
+            out[key] = value if eq else True
+            if eq:
+                key = None
         elif key is None:
             raise AttnDiluteError(f"unexpected argument {arg!r}", hint="settings are given as --name value")
         else:

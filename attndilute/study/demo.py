@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attndilute._io import atomic_path
+from attndilute.errors import AttnDiluteError
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,10 @@ def run_demo(
             summary = train(
                 data, d / "runs" / name, preset, epochs=epochs[name], seed=cfg.seed, progress=False
             )
+            if summary["best"] is None:
+                raise AttnDiluteError(
+                    f"training {name} ended without a validated checkpoint", path=d / "runs" / name
+                )
             best[name] = Path(summary["best"])
             step(f"train {name}", t0)
 

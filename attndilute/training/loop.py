@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -94,7 +95,9 @@ def train(
             raise AttnDiluteError("nothing to resume: no last.ckpt", path=out, hint="start without --resume")
         state = _read_ckpt(ckpt_path)
         run = state["run"]
-        config = resolve_config(TrainConfig(**_tuples(run["config"])), epochs=epochs)
+        saved = TrainConfig(**_tuples(run["config"]))
+        _check_resume(saved, overrides, run, init=init, fold=fold, folds=folds, path=ckpt_path)
+        config = resolve_config(saved, epochs=epochs)
         seed, fold, folds = run["seed"], run["fold"], run["folds"]
         init, scratch, mask_padding = run["init"], run["scratch"], run["mask_padding"]
         data = data if data is not None else run["data"]  # the data may have moved
@@ -173,7 +176,6 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         scheduler.load_state_dict(state["scheduler"])
         scheduler.t_total = config.epochs * steps_per_epoch  # --epochs may extend the schedule
         scheduler.warmup_steps = int(math.floor(config.warmup * scheduler.t_total))
-        torch.set_rng_state(state["rng_torch"])
         rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
     net = model
     if ctx.world > 1:
@@ -233,6 +235,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
                 "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
             })  # fmt: skip
             write_metrics(rows, out / "metrics.csv")
+            if not math.isnan(val_dice):  # redrawn at each validation, so a stopped run has one
+                _plot(rows, out, config)
         bar.log(
             f"epoch {epoch}: loss {row['train_loss']:.4f}"
             + ("" if math.isnan(val_dice) else f", val Dice {val_dice:.3f}")
@@ -240,14 +244,12 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         distributed.barrier(ctx)
 
     if ctx.main and rows:
-        from attndilute.training.curves import plot_curves
-
-        plot_curves(rows, out / "curves.png", title=f"{config.model}, crop {'x'.join(map(str, config.crop))}")
+        _plot(rows, out, config)
     distributed.barrier(ctx)
     return {
         "best_val_dice": best if best > -math.inf else math.nan,
         "best_epoch": best_epoch,
-        "best": out / "best.safetensors",
+        "best": out / "best.safetensors" if best_epoch else None,  # None: no validation yet
         "last": out / "last.ckpt",
         "metrics": out / "metrics.csv",
         "curves": out / "curves.png",
@@ -375,3 +377,29 @@ class _Bar:
     def log(self, text: str) -> None:
         if self.console is not None:
             self.console.print(text)
+
+
+def _plot(rows: list[dict[str, Any]], out: Path, config: TrainConfig) -> None:
+    from attndilute.training.curves import plot_curves
+
+    plot_curves(rows, out / "curves.png", title=f"{config.model}, crop {'x'.join(map(str, config.crop))}")
+
+
+def _check_resume(saved: TrainConfig, overrides: dict[str, Any], run: dict[str, Any], *, init, fold, folds,
+                  path: Path) -> None:  # fmt: skip
+    """--resume continues the saved run as it was: a setting that differs from it is an error, not ignored."""
+    differ = [k for k, v in dataclasses.asdict(resolve_config(saved, **overrides)).items()
+              if v != getattr(saved, k)]  # fmt: skip
+    for key, given in (("init", init), ("fold", fold), ("folds", folds)):
+        if key == "init" and given is not None:
+            same = run["init"] is not None and Path(given).resolve() == Path(run["init"]).resolve()
+        else:
+            same = given is None or given == run[key]
+        if not same:
+            differ.append(key)
+    if differ:
+        raise AttnDiluteError(
+            f"--resume continues the saved run, which has other {', '.join(sorted(differ))}",
+            path=path,
+            hint="drop those settings (only --epochs may extend a resumed run), or start a new --out",
+        )

@@ -190,7 +190,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return tuple(kind(v) for v in seq)
         if isinstance(default, bool):
             if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes", "on")
+                word = value.lower()
+                if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                    raise ValueError("expected true or false")
+                return word in ("1", "true", "yes", "on")
             return bool(value)
         if isinstance(default, int) and not isinstance(default, bool):
             return int(value)
