@@ -135,6 +135,20 @@ def test_predict_writes_masks_in_source_geometry(full_run, phantom, tmp_path, cl
     assert code == 0, err
 
 
+def test_predict_writes_all_cases_or_none(full_run, phantom, tmp_path, cli):
+    """A damaged second image fails the run after the first case was segmented: nothing reaches --out."""
+    out_full, _ = full_run
+    images = tmp_path / "data" / "imagesTs"
+    images.mkdir(parents=True)
+    first, second = sorted((phantom / "imagesTr").glob("*.nii.gz"))[:2]
+    shutil.copy(first, images / first.name)
+    (images / second.name).write_bytes(second.read_bytes()[: second.stat().st_size // 2])
+    code, _, err = cli("predict", "--model", out_full / "best.safetensors", "--data", images.parent,
+                       "--out", tmp_path / "pred")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and second.name in err, err
+    assert not (tmp_path / "pred").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
 def test_bad_input_is_one_line(phantom, tmp_path, cli):
     def fails(*args, match):
         code, _, err = cli("train", "--out", tmp_path / "bad", *args)

@@ -10,6 +10,8 @@ reads; with ``probabilities=True`` the tumour probability goes to
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def predict(
         model: a checkpoint path (any format :func:`attndilute.models.load` reads; the crop and
             spacing come from its header) or a model with ``attndilute_meta``.
         data: data folder; None -> the embedded phantom. Labels are not needed.
-        out: output folder of ``NAME.nii.gz`` masks (created; existing files are replaced).
+        out: output folder of ``NAME.nii.gz`` masks (created; existing files are replaced). The
+            cases are written into a temporary sibling first and moved in only when all succeeded.
         split: ``"test"``, ``"train"`` or ``"all"``.
         probabilities: also write tumour probabilities under ``out/probabilities/``.
         progress: a progress bar on a terminal (True), none (False), or a wrapper ``f(iterable)``.
@@ -51,9 +54,7 @@ def predict(
         the mask paths written, in case order.
     """
     from attndilute import models
-    from attndilute.data import discover, preprocess, resolve_data, to_source
-    from attndilute.training.inference import sliding_window_probs
-    from attndilute.training.pipeline import pad_to_crop
+    from attndilute.data import discover, resolve_data
 
     if not isinstance(model, nn.Module):
         model = models.load(model)
@@ -69,7 +70,29 @@ def predict(
     model = model.to(device).eval()
     cases = discover(resolve_data(None if data is None else Path(data)), split=split)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")  # all cases or none reach ``out``
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        names = _predict_into(stage, model, cases, crop, spacing, device, probabilities, progress,
+                              overlap=overlap, tta=tta, sw_batch_size=sw_batch_size)  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        for file in sorted(stage.rglob("*.nii.gz")):
+            dest = out / file.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / name for name in names]
+
+
+def _predict_into(out, model, cases, crop, spacing, device, probabilities, progress, *, overlap, tta,
+                  sw_batch_size) -> list[str]:  # fmt: skip
+    """Masks (and probabilities) of ``cases`` written into the folder ``out``; their file names."""
+    from attndilute.data import preprocess, to_source
+    from attndilute.training.inference import sliding_window_probs
+    from attndilute.training.pipeline import pad_to_crop
+
+    out.mkdir(parents=True)
     written = []
     for case in _wrap(progress)(cases):
         vol = pad_to_crop(preprocess(case, spacing=spacing), crop)
@@ -85,7 +108,7 @@ def predict(
             tumour = (probs[1].numpy() * vol.real).astype(np.float32)
             prob_path = out / "probabilities" / f"{case.name}.nii.gz"
             write_nifti(to_source(tumour, vol, mode="bilinear"), vol.source_affine, prob_path)
-        written.append(path)
+        written.append(path.name)
     return written
 
 
@@ -99,8 +122,12 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> Path:
     img.set_sform(affine, code=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        nib.save(img, str(tmp.with_name(tmp.name + ".nii.gz")))
-        tmp.with_name(tmp.name + ".nii.gz").rename(tmp)
+        gz = tmp.with_name(tmp.name + ".nii.gz")  # nibabel compresses by the suffix
+        try:
+            nib.save(img, str(gz))
+            gz.rename(tmp)
+        finally:
+            gz.unlink(missing_ok=True)
     return path
 
 
