@@ -51,6 +51,9 @@ def test_overrides_are_coerced_and_checked():
     assert c.crop == (64, 64, 32) and c.lr == 1e-4 and c.tumor_aware is True and c.workers == 1
     assert c.epochs == PRESETS["tiny"].epochs
     assert resolve_config("tiny", crops_per_epoch=0).crops_per_epoch is None
+    assert resolve_config("tiny", dice_background="off").dice_background is False
+    with pytest.raises(AttnDiluteError, match="expected true or false"):
+        resolve_config("tiny", tta="maybe")
     with pytest.raises(AttnDiluteError, match="unknown training setting"):
         resolve_config("tiny", learning_rate=1)
     with pytest.raises(AttnDiluteError, match="unknown training preset"):

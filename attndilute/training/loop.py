@@ -165,7 +165,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch, config.warmup)
     loss_fn = DiceCELoss(
-        to_onehot_y=True, softmax=True, batch=config.batch_dice, lambda_dice=1.0, lambda_ce=1.0
+        to_onehot_y=True, softmax=True, batch=config.batch_dice, include_background=config.dice_background,
+        lambda_dice=1.0, lambda_ce=1.0,
     )
 
     rows: list[dict[str, Any]] = []

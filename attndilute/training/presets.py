@@ -31,6 +31,8 @@ class TrainConfig:
         grad_clip: max gradient norm (0 disables clipping).
         batch_dice: soft Dice over the whole (per-rank) batch instead of per sample and averaged;
             keeps crops without tumour from pushing every prediction to background.
+        dice_background: include the background class in the soft Dice (MONAI's
+            ``include_background``; nnU-Net leaves it out). The cross-entropy always sees both.
         samples_per_case: crops drawn from each training case per epoch.
         crops_per_epoch: if set, an epoch is this many crops instead (cases in a seeded order), so
             its cost does not grow with the cohort (the CPU presets use it to fit a time budget); 0 = off.
@@ -67,6 +69,7 @@ class TrainConfig:
     warmup: float = 0.1
     grad_clip: float = 1.0
     batch_dice: bool = False
+    dice_background: bool = True
     samples_per_case: int = 1
     crops_per_epoch: int | None = None
     pos: float = 1.0
