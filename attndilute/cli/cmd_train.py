@@ -78,19 +78,15 @@ def register(app: typer.Typer) -> None:
 def _overrides(args: list[str]) -> dict[str, object]:
     """``--name value [value ...]`` pairs -> {name_with_underscores: value or list}; flags -> True."""
     from attndilute.errors import AttnDiluteError
-    from attndilute.training.presets import TrainConfig
+    from attndilute.training.presets import check_setting
 
-    fields = TrainConfig.__dataclass_fields__
     out: dict[str, object] = {}
     key = None
     for arg in args:
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")  # --lr 1e-4 or --lr=1e-4
             key = name.replace("-", "_")
-            if key not in fields:
-                raise AttnDiluteError(
-                    f"unknown training setting {arg!r}", hint=f"settings: {', '.join(sorted(fields))}"
-                )
+            check_setting(key)  # here too: train()'s own keywords (progress, ...) are not settings
             out[key] = value if eq else True
             if eq:
                 key = None

@@ -389,8 +389,8 @@ def _plot(rows: list[dict[str, Any]], out: Path, config: TrainConfig) -> None:
 def _check_resume(saved: TrainConfig, overrides: dict[str, Any], run: dict[str, Any], *, init, fold, folds,
                   path: Path) -> None:  # fmt: skip
     """--resume continues the saved run as it was: a setting that differs from it is an error, not ignored."""
-    differ = [k for k, v in dataclasses.asdict(resolve_config(saved, **overrides)).items()
-              if v != getattr(saved, k)]  # fmt: skip
+    asked = resolve_config(saved, **overrides)
+    differ = [f.name for f in dataclasses.fields(saved) if getattr(asked, f.name) != getattr(saved, f.name)]
     for key, given in (("init", init), ("fold", fold), ("folds", folds)):
         if key == "init" and given is not None:
             same = run["init"] is not None and Path(given).resolve() == Path(run["init"]).resolve()

@@ -160,19 +160,24 @@ def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
             raise AttnDiluteError(
                 f"unknown training preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}"
             ) from None
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     changes = {}
     for key, value in overrides.items():
         if value is None:
             continue
-        if key not in fields:
-            raise AttnDiluteError(
-                f"unknown training setting {key!r}", hint=f"settings: {', '.join(sorted(fields))}"
-            )
+        check_setting(key)
         changes[key] = _coerce(key, value, getattr(base, key))
     config = dataclasses.replace(base, **changes)
     _validate(config)
     return config
+
+
+def check_setting(name: str) -> None:
+    """Raise AttnDiluteError unless ``name`` is a :class:`TrainConfig` field."""
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    if name not in fields:
+        raise AttnDiluteError(
+            f"unknown training setting {name!r}", hint=f"settings: {', '.join(sorted(fields))}"
+        )
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
