@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from attndilute import models
+from attndilute.data import preprocessing_meta
 from attndilute.errors import AttnDiluteError
 from attndilute.training import REPRODUCIBLE_COLUMNS, predict, read_metrics, train
 
@@ -65,7 +66,7 @@ def test_outputs_and_checkpoint_header(full_run):
     rows = read_metrics(out / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3
     assert math.isnan(rows[0]["val_dice"]) and not math.isnan(rows[1]["val_dice"])
-    assert rows[0]["lr"] == 0.0 and rows[1]["lr"] > 0  # linear warmup from 0
+    assert 0 < rows[0]["lr"] == pytest.approx(rows[1]["lr"] / 2)  # 1 warmup step at half the peak
     assert summary["best_val_dice"] == pytest.approx(
         max(r["val_dice"] for r in rows if not math.isnan(r["val_dice"]))
     )
@@ -76,6 +77,7 @@ def test_outputs_and_checkpoint_header(full_run):
         4.0,
     )
     assert model.attndilute_meta["epoch"] == summary["best_epoch"]
+    assert model.attndilute_meta["preprocessing"] == preprocessing_meta()
     assert (out / "curves.png").stat().st_size > 1000
     ckpt = torch.load(out / "last.ckpt", weights_only=True)
     assert ckpt["epoch"] == 3 and {"model", "optimizer", "scheduler", "rng_torch", "best"} <= set(ckpt)
@@ -147,6 +149,19 @@ def test_predict_writes_all_cases_or_none(full_run, phantom, tmp_path, cli):
                        "--out", tmp_path / "pred")  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and second.name in err, err
     assert not (tmp_path / "pred").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_model_from_other_preprocessing_is_refused(full_run, phantom, tmp_path, cli):
+    out_full, _ = full_run
+    model = models.load(out_full / "best.safetensors")
+    other = models.save(model, tmp_path / "old.safetensors",
+                        preprocessing={**preprocessing_meta(), "upper_percentile": 99.5})  # fmt: skip
+    for args in (("predict", "--model", other, "--data", phantom, "--out", tmp_path / "pred"),
+                 ("adi", "--model", other, "--data", phantom, "--out", tmp_path / "adi")):  # fmt: skip
+        code, _, err = cli(*args)
+        assert code == 2 and err.count("\n") == 1 and "upper_percentile 99.5 (now 99.0)" in err, err
+        assert str(other) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.safetensors"]
 
 
 def test_bad_input_is_one_line(phantom, tmp_path, cli):

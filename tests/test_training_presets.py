@@ -11,7 +11,7 @@ import torch
 from attndilute.data import Case
 from attndilute.errors import AttnDiluteError
 from attndilute.training.presets import PRESETS, resolve_config
-from attndilute.training.schedule import warmup_cosine
+from attndilute.training.schedule import set_length, warmup_cosine
 from attndilute.training.splits import split_cases
 
 
@@ -73,8 +73,22 @@ def test_schedule_is_linear_warmup_then_cosine():
         opt.step()
         sched.step()
     for step, lr in enumerate(lrs):
-        expected = 2.0 * step / 10 if step < 10 else 2.0 * 0.5 * (1 + math.cos(math.pi * (step - 10) / 90))
+        cosine = 0.5 * (1 + math.cos(math.pi * (step - 10) / 90))
+        expected = 2.0 * ((step + 1) / 11 if step < 10 else cosine)
         assert lr == pytest.approx(expected, abs=1e-9)
+    assert lrs[0] > 0  # the first step learns
+
+
+def test_schedule_length_can_grow_on_resume():
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, total_steps=20, warmup_fraction=0.1)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    set_length(sched, total_steps=40, warmup_fraction=0.1)  # as a resume with twice the epochs
+    fresh = warmup_cosine(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 40, 0.1)
+    assert sched.lr_lambdas[0](5) == pytest.approx(fresh.lr_lambdas[0](5))
+    assert sched.lr_lambdas[0](2) == pytest.approx(fresh.lr_lambdas[0](2)) == pytest.approx(3 / 5)
 
 
 def test_splits_are_deterministic_and_partition():

@@ -13,7 +13,12 @@ from attndilute.data.inverse import to_source
 from attndilute.data.layouts import Case, discover
 from attndilute.data.nifti import check_label, load_nifti, read_header
 from attndilute.data.phantom import PROFILES, default_data_dir, resolve_data, write_phantom
-from attndilute.data.preprocessing import preprocess, resampled_geometry
+from attndilute.data.preprocessing import (
+    check_preprocessing,
+    preprocess,
+    preprocessing_meta,
+    resampled_geometry,
+)
 from attndilute.data.volume import Box, Volume
 
 __all__ = [
@@ -29,7 +34,9 @@ __all__ = [
     "discover",
     "load_nifti",
     "padding_fraction",
+    "check_preprocessing",
     "preprocess",
+    "preprocessing_meta",
     "read_header",
     "resampled_geometry",
     "resolve_data",

@@ -38,6 +38,35 @@ def _spatial_transforms(keys: list[str], spacing: tuple[float, float, float], *,
     ]
 
 
+def preprocessing_meta() -> dict:
+    """What :func:`preprocess` does, for a checkpoint header (the spacing is stored on its own)."""
+    return {"version": PREPROCESS_VERSION, "axcodes": AXCODES, "upper_percentile": UPPER_PERCENTILE}
+
+
+def check_preprocessing(meta: dict, source: str | Path | None = None) -> None:
+    """Raise if a checkpoint was trained on other intensities than :func:`preprocess` gives now.
+
+    Checkpoints without a ``preprocessing`` entry (older files, imported MONAI/SMIT weights) pass:
+    there is nothing to compare.
+
+    Raises:
+        AttnDiluteError: the header's preprocessing differs from this version's.
+    """
+    from attndilute.errors import AttnDiluteError
+
+    stored = meta.get("preprocessing")
+    if not stored:
+        return
+    now = preprocessing_meta()
+    diff = [f"{k} {stored.get(k)!r} (now {v!r})" for k, v in now.items() if stored.get(k) != v]
+    if diff:
+        raise AttnDiluteError(
+            f"the model was trained on other preprocessing: {', '.join(diff)}",
+            path=source,
+            hint="use the attndilute version that trained it, or retrain with this one",
+        )
+
+
 def resampled_geometry(
     shape: tuple[int, int, int], affine: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
 ) -> tuple[tuple[int, int, int], np.ndarray]:

@@ -77,6 +77,7 @@ def _seeded_build(name: str, seed: int, **kwargs) -> nn.Module:
 
 
 def _load_file(spec: str) -> ModelSource:
+    from attndilute.data import check_preprocessing
     from attndilute.models import load
 
     path = Path(spec).expanduser()
@@ -84,6 +85,7 @@ def _load_file(spec: str) -> ModelSource:
         raise AttnDiluteError("model checkpoint not found", path=path,
                               hint="give a checkpoint file, random:<preset> or init:A")
     model = load(path)
+    check_preprocessing(model.attndilute_meta, path)  # the data will be preprocessed as today
     return ModelSource(spec=spec, model=model.eval(), model_hash=file_hash(path), name=path.stem)
 
 

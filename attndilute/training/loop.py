@@ -135,7 +135,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
     from attndilute import models
     from attndilute.data import discover, resolve_data
     from attndilute.training.pipeline import CropDataset, load_volumes, make_loader, sample_seed
-    from attndilute.training.schedule import warmup_cosine
+    from attndilute.training.schedule import set_length, warmup_cosine
     from attndilute.training.splits import split_cases
 
     root = resolve_data(None if data is None else Path(data))
@@ -175,8 +175,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        scheduler.t_total = config.epochs * steps_per_epoch  # --epochs may extend the schedule
-        scheduler.warmup_steps = int(math.floor(config.warmup * scheduler.t_total))
+        set_length(scheduler, config.epochs * steps_per_epoch, config.warmup)  # --epochs may extend it
         rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
     net = model
     if ctx.world > 1:
@@ -288,10 +287,12 @@ def _validate(model, volumes, config: TrainConfig, ctx) -> float:
 
 def _save_best(model, path: Path, config: TrainConfig, epoch: int, val_dice: float, seed: int, masked: bool):
     from attndilute import models
+    from attndilute.data import preprocessing_meta
 
     models.save(
         model, path, crop=list(config.crop), spacing=list(config.spacing), epoch=epoch, val_dice=val_dice,
         seed=seed, mask_padding=masked, pad_mode="symmetric", training=config.to_dict(),
+        preprocessing=preprocessing_meta(),
     )  # fmt: skip
 
 

@@ -54,11 +54,13 @@ def predict(
         the mask paths written, in case order.
     """
     from attndilute import models
-    from attndilute.data import discover, resolve_data
+    from attndilute.data import check_preprocessing, discover, resolve_data
 
-    if not isinstance(model, nn.Module):
-        model = models.load(model)
+    source = None if isinstance(model, nn.Module) else model
+    if source is not None:
+        model = models.load(source)
     meta = getattr(model, "attndilute_meta", None) or {}
+    check_preprocessing(meta, source)
     if "crop" not in meta or "spacing" not in meta:
         raise AttnDiluteError(
             "the model has no crop/spacing in its metadata", hint="build or load it with attndilute.models"

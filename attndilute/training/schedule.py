@@ -13,16 +13,41 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fra
     The seed warms up for 50 of 500 epochs (``warmup_fraction=0.1``); stepping per optimizer
     step rather than per epoch gives the same shape on short runs.
 
+    The warmup starts from ``warmup_multiplier = 1 / (W + 1)`` for ``W`` warmup steps, so step
+    ``k < W`` runs at ``(k + 1) / (W + 1)`` of the peak: the first step already learns (MONAI's
+    default multiplier 0 spends it at a learning rate of 0) and step ``W`` reaches the peak.
+
     Args:
         optimizer: the optimizer whose learning rates are scaled.
         total_steps: steps of the whole schedule (epochs x steps per epoch).
-        warmup_fraction: share of the steps in linear warmup from 0.
+        warmup_fraction: share of the steps in linear warmup.
 
     Returns:
         a ``LambdaLR`` whose ``state_dict`` is saved in ``last.ckpt``.
     """
     from monai.optimizers import WarmupCosineSchedule
 
+    total, warmup, start = _length(total_steps, warmup_fraction)
+    return WarmupCosineSchedule(
+        optimizer, warmup_steps=warmup, t_total=total, end_lr=0.0, warmup_multiplier=start
+    )
+
+
+def set_length(scheduler, total_steps: int, warmup_fraction: float) -> None:
+    """Give a ``WarmupCosineSchedule`` a new length (a resumed run with a longer ``--epochs``).
+
+    Args:
+        scheduler: the schedule from :func:`warmup_cosine`.
+        total_steps: steps of the whole schedule.
+        warmup_fraction: share of the steps in linear warmup.
+    """
+    scheduler.t_total, scheduler.warmup_steps, scheduler.warmup_multiplier = _length(
+        total_steps, warmup_fraction
+    )
+
+
+def _length(total_steps: int, warmup_fraction: float) -> tuple[int, int, float]:
+    """(total steps, warmup steps W, warmup start 1 / (W + 1))."""
     total = max(1, int(total_steps))
-    warmup = int(math.floor(warmup_fraction * total))
-    return WarmupCosineSchedule(optimizer, warmup_steps=warmup, t_total=total, end_lr=0.0)
+    warmup = min(int(math.floor(warmup_fraction * total)), total)
+    return total, warmup, 1.0 / (warmup + 1)
