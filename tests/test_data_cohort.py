@@ -32,7 +32,7 @@ def test_default_phantom_padstats_and_subtypes(cache_root, cli, tmp_path):
     code, out, err = cli("padstats", "--crop", "128", "128", "128", "--out", tmp_path / "pad.csv", "--plot")
     assert code == 0, err
     data = default_data_dir()
-    assert data == cache_root / "phantom-small-s0" == resolve_data(None)
+    assert data == cache_root / "phantom-small-s0-v2" == resolve_data(None)
     truth = {r["case"]: r for r in _read(data / "phantom.csv")}
     assert len(truth) == 40
     rows = _read(tmp_path / "pad.csv")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attndilute.data import PROFILES, discover, load_nifti, write_phantom
-from attndilute.data.phantom import _assign, _extent_mm
+from attndilute.data.phantom import PHANTOM_VERSION, _assign, _extent_mm
 from attndilute.errors import AttnDiluteError
 
 
@@ -34,7 +34,7 @@ def test_layout_dataset_json_and_csv(cli, tmp_path):
     meta = json.loads((root / "dataset.json").read_text())
     assert meta["channel_names"] == {"0": "T2"} and meta["labels"] == {"background": 0, "tumour": 1}
     assert meta["file_ending"] == ".nii.gz" and meta["numTraining"] == len(meta["training"]) == 6
-    assert len(meta["test"]) == 2
+    assert len(meta["test"]) == 2 and meta["phantom_version"] == PHANTOM_VERSION == 2
     rows = list(csv.DictReader((root / "phantom.csv").open()))
     assert {"case", "split", "subtype", "slices", "spacing_x", "spacing_z", "extent_mm", "tumor_volume_mm3",
             "contrast"} <= set(rows[0])  # fmt: skip
@@ -55,6 +55,9 @@ def test_layout_dataset_json_and_csv(cli, tmp_path):
         assert float(row["tumor_volume_mm3"]) == pytest.approx(label.sum() * voxel, rel=1e-3)
         # the tumour is fully covered by the stack (seed §2.1 excluded incomplete coverage)
         assert label[:, :, 0].sum() == 0 and label[:, :, -1].sum() == 0
+        # version 2: B midway between muscularis (0.3) and fat (0.95), D close to the muscularis
+        low, high = (0.55, 0.72) if row["subtype"] == "B" else (0.26, 0.36)
+        assert low <= float(row["tumor_signal"]) <= high
 
 
 def test_extent_distribution_matches_seed_table_1():

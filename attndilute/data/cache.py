@@ -1,7 +1,7 @@
 """The on-disk cache: where it lives, how entries are keyed, and how a Volume is stored.
 
 The cache root is ``$ATTNDILUTE_CACHE`` if set, else ``~/.cache/attndilute``. It holds the
-embedded phantom (``phantom-small-s0``) and preprocessed volumes (``preprocessed/KEY.npz``),
+embedded phantom (``phantom-small-s0-v2``) and preprocessed volumes (``preprocessed/KEY.npz``),
 keyed by the SHA-256 of the image and label file contents plus the preprocessing settings, so
 renaming or moving a file keeps its entry and editing it invalidates it.
 """

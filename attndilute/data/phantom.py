@@ -31,6 +31,9 @@ DEFAULT_N = 40
 DEFAULT_SEED = 0
 TEST_FRACTION = 0.25
 B_FRACTION = 0.6
+#: Bumped whenever the same seed would render different images (it names the embedded cohort's
+#: cache folder, so a cohort of an older version is never reused). 2: B tumours at 0.55-0.72 of fat.
+PHANTOM_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,7 @@ def _dataset_json(profile: Profile, seed: int, lists: dict) -> dict:
         "file_ending": ".nii.gz",
         "profile": asdict(profile),
         "seed": seed,
+        "phantom_version": PHANTOM_VERSION,
         "training": lists["train"],
         "test": lists["test"],
     }
@@ -268,13 +272,14 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def default_data_dir() -> Path:
     """The embedded phantom (``small``, 40 cases, seed 0) under the cache root; generated once.
 
-    ``$ATTNDILUTE_CACHE`` (if set) or ``~/.cache/attndilute``, then ``phantom-small-s0``. The
+    ``$ATTNDILUTE_CACHE`` (if set) or ``~/.cache/attndilute``, then ``phantom-small-s0-v2``
+    (seed, then :data:`PHANTOM_VERSION`). The
     cohort is generated into a temporary sibling and renamed, so concurrent first uses are safe
     and an interrupted generation is never mistaken for a finished one.
     """
     from attndilute.data.cache import cache_root
 
-    target = cache_root() / f"phantom-small-s{DEFAULT_SEED}"
+    target = cache_root() / f"phantom-small-s{DEFAULT_SEED}-v{PHANTOM_VERSION}"
     if (target / "phantom.csv").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
