@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
 import sys
 import tempfile
@@ -45,22 +44,21 @@ def main() -> None:
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    autocast = functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16)
     name = torch.cuda.get_device_name()
     print(f"{time.strftime('%Y-%m-%d')}, {name}, torch {torch.__version__}, bf16 autocast")
-    config = resolve_config("smit-act", workers=args.workers)
+    config = resolve_config("smit-act", workers=args.workers, precision="bf16")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("ATTNDILUTE_CACHE", str(Path(tmp) / "cache"))
         write_phantom(Path(tmp) / "ph", n=args.cases, seed=0, profile="paper")
         real_s, random_s = pipeline_vs_random(
-            config, Path(tmp) / "ph", steps=args.steps, rounds=args.rounds, device=device, autocast=autocast
+            config, Path(tmp) / "ph", steps=args.steps, rounds=args.rounds, device=device
         )
     ratio = random_s / real_s
     print(f"(1) pipeline smit-act (crop {config.crop}, batch {config.batch_size}):")
     print(f"    real {1 / real_s:.2f} steps/s, random {1 / random_s:.2f} steps/s, ratio {ratio:.3f} (>= 0.9)")
     for name, cubic in (("smit-paper", (128, 128, 128)), ("swin-paper", (96, 96, 96))):
         act = (128, 128, 64)
-        c, a = act_vs_cubic(name, cubic, act, reps=args.reps, device=device, autocast=autocast, batch=2)
+        c, a = act_vs_cubic(name, cubic, act, reps=args.reps, device=device, precision="bf16", batch=2)
         change = 100 * (a / c - 1)
         print(f"(2) {name} train step, batch 2: cubic {cubic} {1000 * c:.0f} ms, ACT {act} {1000 * a:.0f} ms")
         print(f"    ACT/cubic {a / c:.3f} ({change:+.0f}%; seed SMIT: -56%)")

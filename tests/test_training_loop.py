@@ -112,9 +112,14 @@ def test_ddp_two_processes_match_one(full_run, phantom, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("train -> ") == 1  # only rank 0 reports
-    ddp = _columns(read_metrics(out / "metrics.csv"))
-    one = _columns(read_metrics(out_full / "metrics.csv"))[:2]
-    _same(ddp, one, rtol=1e-3)
+    ddp, one = read_metrics(out / "metrics.csv"), read_metrics(out_full / "metrics.csv")[:2]
+    smooth = [c for c in REPRODUCIBLE_COLUMNS if "dice" not in c]
+    _same([[r[c] for c in smooth] for r in ddp], [[r[c] for c in smooth] for r in one], rtol=1e-5)
+    # validation Dice is an argmax over whole volumes: gloo sums the gradients in another order, and
+    # a few voxels may flip (seen: 0.07504 vs 0.07522), so it gets an absolute tolerance
+    for a, b in zip(ddp, one, strict=True):
+        for c in ("val_dice", "best_val_dice"):
+            assert (math.isnan(a[c]) and math.isnan(b[c])) or a[c] == pytest.approx(b[c], abs=1e-3), c
 
 
 def test_predict_writes_masks_in_source_geometry(full_run, phantom, tmp_path, cli):
@@ -185,3 +190,6 @@ def test_bad_input_is_one_line(phantom, tmp_path, cli):
     fails("--data", phantom, "--tta", "maybe", match="expected true or false")
     fails("--data", phantom, "--lr=-1", match="lr must be > 0")  # --name=value form
     fails("--data", phantom, "--folds", "3", match="go together")
+    small = ("--crop", "64", "32", "32", "--spacing", "4", "4", "4", "--crops-per-epoch", "4")
+    # a NaN loss stops the run before it writes anything
+    fails("--data", phantom, *small, "--epochs", "1", "--lr", "1e30", match="training diverged")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -19,6 +18,7 @@ def sliding_window_probs(
     tta: bool = True,
     sw_batch_size: int = 4,
     device: torch.device | str | None = None,
+    precision: str = "auto",
 ) -> torch.Tensor:
     """Softmax probabilities over a whole volume, window by window (MONAI ``sliding_window_inference``).
 
@@ -36,20 +36,20 @@ def sliding_window_probs(
         tta: add the horizontal-flip pass.
         sw_batch_size: windows per forward.
         device: where the model runs (default: the model's parameters' device).
+        precision: ``auto``, ``bf16`` or ``fp32`` (:mod:`attndilute.training.precision`).
 
     Returns:
         ``(1, K, X, Y, Z)`` float32 probabilities on the CPU.
     """
     from monai.inferers import sliding_window_inference
 
+    from attndilute.training.precision import autocast
+
     device = torch.device(device) if device is not None else next(model.parameters()).device
     stacked = torch.cat([image.float(), real[:, None].float()], dim=1).to(device)  # (1, 2, X, Y, Z)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
 
     def predictor(window: torch.Tensor) -> torch.Tensor:  # window (n, 2, *crop)
-        with autocast:
+        with autocast(precision, device):
             logits = model(window[:, :1], real=window[:, 1] > 0.5)
         return torch.softmax(logits.float(), dim=1)
 

@@ -17,7 +17,6 @@ column excepted).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import math
@@ -137,6 +136,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
     from attndilute.training.pipeline import CropDataset, load_volumes, make_loader, sample_seed
     from attndilute.training.schedule import set_length, warmup_cosine
     from attndilute.training.splits import split_cases
+    from attndilute.training.step import make_step, to_device
 
     root = resolve_data(None if data is None else Path(data))
     cases = discover(root, require_labels=True, split="train")
@@ -153,7 +153,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
     if init is not None and state is None:
         loaded, missing, _ = models.load_weights(model, init)
         init_report = f"{init} ({loaded} tensors, {len(missing)} left at init)"
-    model.to(ctx.device)
+    to_device(model, ctx.device)  # channels_last_3d weights (training/step.py)
 
     bar = _Bar(progress and ctx.main)
     train_vols = load_volumes(train_cases, config, progress=bar.wrap("preprocessing"))
@@ -182,11 +182,10 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if ctx.device.type == "cuda"
-        else contextlib.nullcontext()
-    )  # bf16 on CUDA (§2.5)
+    step = make_step(
+        net, optimizer, loss_fn, device=ctx.device, precision=config.precision, grad_clip=config.grad_clip,
+        scheduler=scheduler,
+    )  # fmt: skip
     last_epoch = config.epochs if stop_after is None else min(config.epochs, int(stop_after))
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -200,21 +199,16 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         lr = optimizer.param_groups[0]["lr"]
         loss_sum, count = 0.0, 0
         for batch in bar.wrap(f"epoch {epoch}/{config.epochs}")(loader):
-            image = batch["image"].to(ctx.device, non_blocking=True)  # (b, 1, *crop)
-            label = batch["label"].to(ctx.device, non_blocking=True)  # (b, 1, *crop)
-            real = batch["real"].to(ctx.device, non_blocking=True)  # (b, *crop)
-            with autocast:
-                logits = net(image, real=real)  # (b, 2, *crop)
-            loss = loss_fn(logits.float(), label)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += float(loss.detach()) * image.shape[0]
-            count += image.shape[0]
+            loss = step(batch["image"], batch["label"], batch["real"])  # image, label (b, 1, *crop)
+            loss_sum += float(loss) * batch["image"].shape[0]
+            count += batch["image"].shape[0]
         loss_sum, count = distributed.all_sum([loss_sum, count], ctx)
+        if not math.isfinite(loss_sum):  # stop before a NaN model overwrites last.ckpt
+            raise AttnDiluteError(
+                f"training diverged: the loss is not finite in epoch {epoch}", path=out,
+                hint=f"lower --lr or use --precision fp32; last.ckpt holds epoch {epoch - 1}"
+                if epoch > 1 else "lower --lr or use --precision fp32",
+            )  # fmt: skip
         val_dice = math.nan
         if epoch % config.val_every == 0 or epoch == config.epochs:
             val_dice = _validate(model, val_vols, config, ctx)
@@ -274,7 +268,7 @@ def _validate(model, volumes, config: TrainConfig, ctx) -> float:
         real = torch.from_numpy(vol.real)[None]  # (1, X, Y, Z)
         probs = sliding_window_probs(
             model, image, real, config.crop, overlap=config.overlap, tta=config.tta,
-            sw_batch_size=config.sw_batch_size, device=ctx.device,
+            sw_batch_size=config.sw_batch_size, device=ctx.device, precision=config.precision,
         )  # fmt: skip
         pred = (probs[0].argmax(0).numpy() == 1) & vol.real  # (X, Y, Z)
         score = dice(pred, vol.label > 0)

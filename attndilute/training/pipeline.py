@@ -46,7 +46,7 @@ def train_transforms(config: TrainConfig):
     """MONAI pipeline: pos/neg crop (in a ``context`` x larger box, then a random crop inside),
     flips, in-plane quarter turns (square crops), then Eq. 1 (if on).
 
-    Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) float32 (0/1).
+    Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) uint8 (0/1).
     """
     from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d, RandSpatialCropd
 
@@ -110,8 +110,8 @@ class CropDataset(Dataset):
         self.items = []
         for vol in volumes:
             image = torch.from_numpy(np.ascontiguousarray(vol.image))[None]  # (1, X, Y, Z)
-            label = torch.from_numpy(vol.label.astype(np.float32))[None]
-            real = torch.from_numpy(vol.real.astype(np.float32))[None]
+            label = torch.from_numpy((vol.label > 0).astype(np.uint8))[None]  # uint8: flips cost 1/4
+            real = torch.from_numpy(vol.real.astype(np.uint8))[None]
             fg, bg = finder(label, image=real)  # negatives are drawn from real voxels only
             self.items.append({"image": image, "label": label, "real": real, "fg": fg, "bg": bg})
 
@@ -136,8 +136,8 @@ class CropDataset(Dataset):
         out = self.transform(dict(item))
         out = out[0] if isinstance(out, list) else out
         image = torch.as_tensor(out["image"]).float().contiguous()
-        label = (torch.as_tensor(out["label"]) > 0.5).long()
-        real = torch.as_tensor(out["real"])[0] > 0.5
+        label = torch.as_tensor(out["label"]).long()  # (1, *crop) in {0, 1}
+        real = torch.as_tensor(out["real"])[0].bool()  # (*crop)
         return {"image": image.as_subclass(torch.Tensor), "label": label.as_subclass(torch.Tensor),
                 "real": real.as_subclass(torch.Tensor)}  # fmt: skip
 

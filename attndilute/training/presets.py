@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from attndilute.errors import AttnDiluteError
+from attndilute.training.precision import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class TrainConfig:
         tta: horizontal-flip test-time augmentation in validation (prediction always uses it unless
             told otherwise; the CPU presets validate without it to halve the cost).
         sw_batch_size: windows per forward in sliding-window inference.
+        precision: ``auto`` (bf16 autocast on CUDA, float32 on the CPU), ``bf16`` or ``fp32``;
+            see :mod:`attndilute.training.precision`.
         workers: data-loader worker processes (None: 0 on <= 2 CPU cores, else min(4, cores - 1)).
         pretrained: the configuration fine-tunes pretrained weights (``--init`` or ``--scratch`` needed).
         scratch_factor: schedule multiplier for ``--scratch`` when ``--epochs`` is not given (seed: 2).
@@ -87,6 +90,7 @@ class TrainConfig:
     overlap: float = 0.5
     tta: bool = True
     sw_batch_size: int = 4
+    precision: str = "auto"
     workers: int | None = None
     pretrained: bool = False
     scratch_factor: float = 2.0
@@ -97,20 +101,23 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+# CPU presets (docs/training.md, "Measured"): a few hundred steps on 2 cores, so a higher peak lr,
+# Dice on the tumour only, and left-right flips only (the anatomy keeps its RAS orientation).
+_CPU = dict(
+    lr=3e-3, crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, tta=False, batch_dice=True,
+    dice_background=False, flip_axes=(0,), rot90_prob=0.0,
+)
 _SEED = dict(epochs=500, batch_size=2, lr=3e-4, val_every=10, samples_per_case=1, pretrained=True)
 _TA = dict(tumor_aware=True)
 PRESETS: MappingProxyType = MappingProxyType(
     {
         "tiny": TrainConfig(
-            model="smit-tiny", crop=(64, 64, 64), spacing=(2.0, 2.0, 2.0), epochs=10, lr=1e-3,
-            crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, val_every=5, tta=False,
-            batch_dice=True, description="SMIT tiny, 2 mm, 64^3 crop, no TA (CPU phantom; Base analogue)",
+            model="smit-tiny", crop=(64, 64, 64), spacing=(2.0, 2.0, 2.0), **_CPU, epochs=30, val_every=10,
+            description="SMIT tiny, 2 mm, 64^3 crop, no TA (CPU phantom; Base analogue)",
         ),
         "tiny-act": TrainConfig(
-            model="smit-tiny", crop=(64, 64, 32), spacing=(2.0, 2.0, 2.0), epochs=20, lr=1e-3,
-            crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, val_every=10, tta=False,
-            batch_dice=True, tumor_aware=True,
-            description="SMIT tiny, 2 mm, 64x64x32 crop + TA (CPU phantom; ACT analogue)",
+            model="smit-tiny", crop=(64, 64, 32), spacing=(2.0, 2.0, 2.0), **_CPU, epochs=60, val_every=20,
+            tumor_aware=True, description="SMIT tiny, 2 mm, 64x64x32 crop + TA (CPU phantom; ACT analogue)",
         ),
         "smit-base": TrainConfig(
             model="smit-paper", crop=(128, 128, 128), spacing=(1.0, 1.0, 1.0), **_SEED,
@@ -230,6 +237,7 @@ def _validate(c: TrainConfig) -> None:
         (c.val_every >= 1, "val_every must be >= 1"),
         (0 < c.val_fraction < 1, "val_fraction must be in (0, 1)"),
         (0 <= c.overlap < 1, "overlap must be in [0, 1)"),
+        (c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
         (min(c.spacing) > 0, "spacing must be positive"),
         (min(c.crop) > 0, "crop must be positive"),
     ]
