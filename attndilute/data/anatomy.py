@@ -22,10 +22,11 @@ import numpy as np
 
 SUBSLICES = 3
 #: Tumour signal (relative to fat) and boundary blur (mm, logistic scale) per subtype. B sits
-#: midway between the muscularis (0.3) and the mesorectal fat (0.95), so it stands out from both
-#: (seed §3.2.2: the well-detected subtype); D is close to the muscularis, with a diffuse edge.
+#: between the muscularis (0.3) and the mesorectal fat (0.95), 20-35% below the fat, so it stands
+#: out from both (seed §3.2.2: the well-detected subtype); D is close to the muscularis, with a
+#: diffuse edge.
 SUBTYPE_APPEARANCE = {
-    "B": {"signal": (0.55, 0.72), "edge_mm": (0.15, 0.5), "texture": 0.04},
+    "B": {"signal": (0.62, 0.76), "edge_mm": (0.15, 0.5), "texture": 0.04},
     "D": {"signal": (0.26, 0.36), "edge_mm": (2.0, 3.5), "texture": 0.07},
 }
 FAT, PELVIC_FAT, MESO_FAT, MUSCLE, WALL, MUCOSA, MARROW, CORTEX, FLUID, GAS, GEL = (

@@ -32,7 +32,7 @@ DEFAULT_SEED = 0
 TEST_FRACTION = 0.25
 B_FRACTION = 0.6
 #: Bumped whenever the same seed would render different images (it names the embedded cohort's
-#: cache folder, so a cohort of an older version is never reused). 2: B tumours at 0.55-0.72 of fat.
+#: cache folder, so a cohort of an older version is never reused). 2: B tumours at 0.62-0.76 of fat.
 PHANTOM_VERSION = 2
 
 
