@@ -6,7 +6,7 @@ run in float32 either way (PyTorch's autocast policy).
 
 CPU bf16 is opt-in: on a CPU with native bf16 (AVX512-BF16 or AMX) it makes a ``smit-tiny``
 step about 1.4x faster, but at the tiny presets' learning rate a CPU bf16
-run diverged to a NaN loss after 40 steps where float32 did not (docs/training.md); on CPUs
+run had a NaN loss within 48 steps where float32 did not (docs/training.md); on CPUs
 without native bf16 it is emulated and slower than float32.
 """
 
