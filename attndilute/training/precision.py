@@ -5,9 +5,9 @@ bf16 autocast (also on a CPU), ``"fp32"`` switches it off. The loss, softmax and
 run in float32 either way (PyTorch's autocast policy).
 
 CPU bf16 is opt-in: on a CPU with native bf16 (AVX512-BF16 or AMX) it makes a ``smit-tiny``
-step about 1.4x faster, but at the tiny presets' learning rate a CPU bf16
-run had a NaN loss within 48 steps where float32 did not (docs/training.md); on CPUs
-without native bf16 it is emulated and slower than float32.
+step about 1.8x faster (``benchmarks/bench_train.py --layouts``), but at the tiny presets'
+learning rate a CPU bf16 run had a NaN loss within 48 steps where float32 did not
+(docs/training.md); on CPUs without native bf16 it is emulated and slower than float32.
 """
 
 from __future__ import annotations
