@@ -1,13 +1,16 @@
 """Mixed precision for training and sliding-window inference (seed §2.5: bf16 on CUDA).
 
 ``precision="auto"`` autocasts to bf16 on CUDA and stays float32 on the CPU; ``"bf16"`` forces
-bf16 autocast (also on a CPU), ``"fp32"`` switches it off. The loss, softmax and normalisations
-run in float32 either way (PyTorch's autocast policy).
+bf16 autocast (also on a CPU), ``"fp32"`` switches it off. The loss always runs in float32 (the
+step casts the logits). Inside the model PyTorch's policies differ by device: CUDA autocast runs
+softmax and layer norm in float32, CPU autocast leaves softmax and every normalisation in the
+dtype of their input, i.e. bf16 after a convolution or linear layer (checked on torch 2.13).
 
 CPU bf16 is opt-in: on a CPU with native bf16 (AVX512-BF16 or AMX) it makes a ``smit-tiny``
-step about 1.8x faster (``benchmarks/bench_train.py --layouts``), but at the tiny presets'
+step 1.6-1.8x faster (``benchmarks/bench_train.py --layouts``, two runs), but at the tiny presets'
 learning rate a CPU bf16 run had a NaN loss within 48 steps where float32 did not
-(docs/training.md); on CPUs without native bf16 it is emulated and slower than float32.
+(docs/training.md), and CPU bf16 steps are not bitwise reproducible (the trainer's determinism
+is for float32); on CPUs without native bf16 it is emulated and slower than float32.
 """
 
 from __future__ import annotations
