@@ -3,8 +3,9 @@
 ``precision="auto"`` autocasts to bf16 on CUDA and stays float32 on the CPU; ``"bf16"`` forces
 bf16 autocast (also on a CPU), ``"fp32"`` switches it off. The loss always runs in float32 (the
 step casts the logits). Inside the model PyTorch's policies differ by device: CUDA autocast runs
-softmax and layer norm in float32, CPU autocast leaves softmax and every normalisation in the
-dtype of their input, i.e. bf16 after a convolution or linear layer (checked on torch 2.13).
+softmax, layer norm and group norm in float32 (PyTorch's documented op lists); CPU autocast leaves
+softmax and every normalisation in the dtype of their input, i.e. bf16 after a convolution or
+linear layer (checked on torch 2.13, CPU).
 
 CPU bf16 is opt-in: on a CPU with native bf16 (AVX512-BF16 or AMX) it makes a ``smit-tiny``
 step 1.6-1.8x faster (``benchmarks/bench_train.py --layouts``, two runs), but at the tiny presets'
