@@ -98,6 +98,29 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights at the end
 
 
+def test_weight_average_is_validated_saved_and_resumed(full_run, phantom, tmp_path):
+    out_full, _ = full_run
+    out = tmp_path / "ema"
+    train(phantom, out, "tiny", epochs=3, seed=3, stop_after=2, ema_decay=0.5, **SMALL)
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    saved = models.load(out / "best.safetensors").state_dict()  # the one validation so far: epoch 2
+    average = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    assert int(ckpt["ema"]["n_averaged"]) == 2  # one update per step (1 step per epoch here)
+    params = [k for k, _ in models.load(out / "best.safetensors").named_parameters()]
+    assert all(torch.equal(saved[k], average[k]) for k in params)  # the average is what is saved
+    assert not all(torch.equal(saved[k], ckpt["model"][k]) for k in params)  # not the raw weights
+    train(phantom, out, "tiny", resume=True, **SMALL)
+    again = tmp_path / "ema-full"
+    train(phantom, again, "tiny", epochs=3, seed=3, ema_decay=0.5, **SMALL)
+    _same(_columns(read_metrics(out / "metrics.csv")), _columns(read_metrics(again / "metrics.csv")))
+    a = torch.load(out / "last.ckpt", weights_only=True)["ema"]
+    b = torch.load(again / "last.ckpt", weights_only=True)["ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the average does not change the training itself: the losses are those of the plain run
+    losses = [r["train_loss"] for r in read_metrics(again / "metrics.csv")]
+    assert losses == [r["train_loss"] for r in read_metrics(out_full / "metrics.csv")]
+
+
 def test_ddp_two_processes_match_one(full_run, phantom, tmp_path):
     """torchrun, gloo, 2 ranks x batch 1 = 1 process x batch 2 (global batch, all-reduced metrics)."""
     out_full, _ = full_run

@@ -123,6 +123,26 @@ def test_flip_axes_flips_only_those_axes():
         assert mirrored[i]["label"].equal(plain[i]["label"].flip(1))
 
 
+def test_global_intensity_scale_multiplies_real_voxels_only():
+    common = dict(crop=(32, 32, 16), pos=1.0, neg=0.0, samples_per_case=4, crops_per_epoch=0, rot90_prob=0.0)
+    vol = pad_to_crop(_volume(), (32, 32, 16))  # Z padded: every crop has padding
+    plain = CropDataset([vol], resolve_config("tiny", **common), seed=2)
+    fixed = resolve_config("tiny", intensity_scale=(1.7, 1.7), intensity_prob=1.0, **common)
+    scaled = CropDataset([vol], fixed, seed=2)
+    drawn = resolve_config("tiny", intensity_scale=(0.5, 2.0), intensity_prob=0.5, **common)
+    half = CropDataset([vol], drawn, seed=2)
+    factors = []
+    for i in range(4):  # the scaling comes last, so the crops and flips are the same draws
+        a, b, c = plain[i], scaled[i], half[i]
+        assert b["label"].equal(a["label"]) and b["real"].equal(a["real"])
+        assert torch.allclose(b["image"], 1.7 * a["image"])
+        assert (b["image"][0][~b["real"]] == 0).all()  # zero padding stays zero
+        factors.append(float(c["image"].sum() / a["image"].sum()))
+    assert all(0.5 - 1e-4 <= f <= 2.0 + 1e-4 for f in factors) and len({round(f, 4) for f in factors}) > 1
+    with pytest.raises(Exception, match="intensity_scale"):
+        resolve_config("tiny", intensity_scale=(1.2, 0.8))
+
+
 def test_context_below_one_is_rejected():
     from attndilute.errors import AttnDiluteError
 

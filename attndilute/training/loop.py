@@ -177,6 +177,14 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         scheduler.load_state_dict(state["scheduler"])
         set_length(scheduler, config.epochs * steps_per_epoch, config.warmup)  # --epochs may extend it
         rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
+    ema = _make_ema(model, config.ema_decay)  # None when off
+    if state is not None and ema is not None:
+        if "ema" not in state:
+            raise AttnDiluteError(
+                "last.ckpt has no weight average but --ema-decay is on", path=out / "last.ckpt",
+                hint="resume with the run's own settings",
+            )  # fmt: skip
+        ema.load_state_dict(state["ema"])
     net = model
     if ctx.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -200,6 +208,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         loss_sum, count = 0.0, 0
         for batch in bar.wrap(f"epoch {epoch}/{config.epochs}")(loader):
             loss = step(batch["image"], batch["label"], batch["real"])  # image, label (b, 1, *crop)
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += float(loss) * batch["image"].shape[0]
             count += batch["image"].shape[0]
         loss_sum, count = distributed.all_sum([loss_sum, count], ctx)
@@ -211,7 +221,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
             )  # fmt: skip
         val_dice = math.nan
         if epoch % config.val_every == 0 or epoch == config.epochs:
-            val_dice = _validate(model, val_vols, config, ctx)
+            val_dice = _validate(model if ema is None else ema.module, val_vols, config, ctx)
         improved = not math.isnan(val_dice) and val_dice > best
         if improved:
             best, best_epoch = val_dice, epoch
@@ -223,8 +233,11 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         rows.append(row)
         if ctx.main:
             if improved:
-                _save_best(model, out / "best.safetensors", config, epoch, val_dice, seed, mask_padding)
-            _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, {
+                _save_best(
+                    model if ema is None else ema.module, out / "best.safetensors", config, epoch, val_dice,
+                    seed, mask_padding,
+                )  # fmt: skip
+            _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, ema, {
                 "config": config.to_dict(), "seed": seed, "fold": fold, "folds": folds, "init": _str(init),
                 "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
             })  # fmt: skip
@@ -290,7 +303,20 @@ def _save_best(model, path: Path, config: TrainConfig, epoch: int, val_dice: flo
     )  # fmt: skip
 
 
-def _write_ckpt(path, model, optimizer, scheduler, epoch, rows, best, best_epoch, run) -> None:
+def _make_ema(model, decay: float):
+    """A moving average of ``model``'s weights (``torch.optim.swa_utils.AveragedModel``), or None.
+
+    The average starts as a copy of the weights and then moves by ``1 - decay`` toward them after
+    every optimiser step; buffers are copied, not averaged (the models have no running statistics).
+    """
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
+
+
+def _write_ckpt(path, model, optimizer, scheduler, epoch, rows, best, best_epoch, ema, run) -> None:
     payload = {
         "version": CKPT_VERSION,
         "model": model.state_dict(),
@@ -303,6 +329,7 @@ def _write_ckpt(path, model, optimizer, scheduler, epoch, rows, best, best_epoch
         "best_epoch": best_epoch,
         "rows": rows,
         "run": run,
+        **({"ema": ema.state_dict()} if ema is not None else {}),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -44,7 +44,7 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 def train_transforms(config: TrainConfig):
     """MONAI pipeline: pos/neg crop (in a ``context`` x larger box, then a random crop inside),
-    flips, in-plane quarter turns (square crops), then Eq. 1 (if on).
+    flips, in-plane quarter turns (square crops), a global intensity scale (if on), then Eq. 1 (if on).
 
     Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) uint8 (0/1).
     """
@@ -73,6 +73,13 @@ def train_transforms(config: TrainConfig):
     ]
     if config.crop[0] == config.crop[1]:  # a quarter turn of a non-square crop would change its shape
         steps.append(RandRotate90d(keys=keys, prob=config.rot90_prob, max_k=3, spatial_axes=(0, 1)))
+    if config.intensity_prob > 0 and config.intensity_scale != (1.0, 1.0):
+        from monai.transforms import RandScaleIntensityd
+
+        low, high = config.intensity_scale  # MONAI scales by (1 + factor)
+        steps.append(
+            RandScaleIntensityd(keys="image", factors=(low - 1.0, high - 1.0), prob=config.intensity_prob)
+        )
     if config.tumor_aware:  # after the spatial augmentations (seed §2.3)
         from attndilute.training.transforms import TumorAwareIntensityd
 

@@ -46,8 +46,14 @@ class TrainConfig:
         flip_axes: the axes (0 = X, 1 = Y, 2 = Z) that may be flipped; (0,) keeps the anatomy's
             orientation and flips only left-right, as the test-time augmentation does.
         rot90_prob: probability of an in-plane (X-Y) rotation by a multiple of 90 degrees.
+        intensity_scale: range of a whole-crop multiplicative intensity factor (MONAI
+            ``RandScaleIntensityd``; zero padding stays zero); (1, 1) = off.
+        intensity_prob: probability of that global scaling (0 = off; the seed names no global
+            intensity augmentation, so the paper presets leave it off).
         tumor_aware: apply tumour-aware intensity augmentation (Eq. 1, seed §2.3).
         ta_scale, ta_shift, ta_prob: Eq. 1 ranges of alpha and beta, and the probability.
+        ema_decay: keep an exponential moving average of the weights (``torch.optim.swa_utils``,
+            updated after every step) and validate and save that instead of the raw weights; 0 = off.
         val_every: validate every N epochs (and at the last epoch).
         val_fraction: share of training cases held out for validation when no ``--folds``.
         overlap: sliding-window overlap (seed: 0.5).
@@ -81,10 +87,13 @@ class TrainConfig:
     flip_prob: float = 0.5
     flip_axes: tuple[int, ...] = (0, 1, 2)
     rot90_prob: float = 0.5
+    intensity_scale: tuple[float, float] = (1.0, 1.0)
+    intensity_prob: float = 0.0
     tumor_aware: bool = False
     ta_scale: tuple[float, float] = (0.5, 1.5)
     ta_shift: tuple[float, float] = (-0.2, 0.2)
     ta_prob: float = 0.3
+    ema_decay: float = 0.0
     val_every: int = 5
     val_fraction: float = 0.2
     overlap: float = 0.5
@@ -230,8 +239,13 @@ def _validate(c: TrainConfig) -> None:
         (c.samples_per_case >= 1, "samples_per_case must be >= 1"),
         (c.crops_per_epoch is None or c.crops_per_epoch >= 1, "crops_per_epoch must be >= 1"),
         (c.pos >= 0 and c.neg >= 0 and c.pos + c.neg > 0, "pos and neg must be >= 0, not both 0"),
-        (0 <= c.ta_prob <= 1 and 0 <= c.flip_prob <= 1 and 0 <= c.rot90_prob <= 1, "probabilities in [0, 1]"),
+        (
+            all(0 <= p <= 1 for p in (c.ta_prob, c.flip_prob, c.rot90_prob, c.intensity_prob)),
+            "probabilities in [0, 1]",
+        ),
+        (0 < c.intensity_scale[0] <= c.intensity_scale[1], "intensity_scale must be (low, high), 0 < low"),
         (c.ta_scale[0] <= c.ta_scale[1] and c.ta_shift[0] <= c.ta_shift[1], "ranges must be (low, high)"),
+        (0 <= c.ema_decay < 1, "ema_decay must be in [0, 1)"),
         (c.context >= 1, "context must be >= 1 (a multiple of the crop)"),
         (all(a in (0, 1, 2) for a in c.flip_axes), "flip_axes are among 0, 1, 2"),
         (c.val_every >= 1, "val_every must be >= 1"),
