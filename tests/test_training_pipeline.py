@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -141,6 +143,28 @@ def test_global_intensity_scale_multiplies_real_voxels_only():
     assert all(0.5 - 1e-4 <= f <= 2.0 + 1e-4 for f in factors) and len({round(f, 4) for f in factors}) > 1
     with pytest.raises(Exception, match="intensity_scale"):
         resolve_config("tiny", intensity_scale=(1.2, 0.8))
+
+
+def test_small_rotations_turn_about_the_named_axis_and_mark_what_they_bring_in():
+    shape = (48, 48, 48)
+    ramp = np.broadcast_to((np.arange(shape[0], dtype=np.float32) / 10 + 0.5)[:, None, None], shape)
+    vol = dataclasses.replace(_volume(shape), image=ramp.copy())  # the image varies along X only
+    common = dict(crop=(32, 32, 32), pos=1.0, neg=0.0, samples_per_case=3, crops_per_epoch=0, context=1.0,
+                  flip_axes=(), rot90_prob=0.0)  # fmt: skip
+    plain = CropDataset([vol], resolve_config("tiny", **common), seed=4)
+    turned = {
+        axis: CropDataset([vol], resolve_config("tiny", rotate_deg=deg, rotate_prob=1.0, **common), seed=4)
+        for axis, deg in (("x", (30, 0, 0)), ("z", (0, 0, 30)))
+    }
+    centre = (slice(None), slice(12, 20), slice(12, 20), slice(12, 20))
+    for i in range(3):  # the pos/neg box is drawn first, so all three see the same box
+        a, x, z = plain[i], turned["x"][i], turned["z"][i]
+        assert torch.allclose(x["image"][centre], a["image"][centre], atol=1e-5)  # X-lines stay put
+        assert not torch.allclose(z["image"][centre], a["image"][centre], atol=1e-2)  # about Z they turn
+        assert not x["label"].equal(a["label"])  # the tumour box turns with the image
+        assert not x["real"].all() and (x["image"][0][~x["real"]] == 0).all()  # corners brought in: padding
+    with pytest.raises(Exception, match="rotate_deg"):
+        resolve_config("tiny", rotate_deg=(200, 0, 0))
 
 
 def test_context_below_one_is_rejected():

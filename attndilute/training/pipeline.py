@@ -43,14 +43,23 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 
 
 def train_transforms(config: TrainConfig):
-    """MONAI pipeline: pos/neg crop (in a ``context`` x larger box, then a random crop inside),
-    flips, in-plane quarter turns (square crops), a global intensity scale (if on), then Eq. 1 (if on).
+    """MONAI pipeline: a pos/neg box ``context`` x the crop, a small-angle rotation of it (if on), a
+    random crop inside it, flips, in-plane quarter turns (square crops), a global intensity scale
+    (if on), then Eq. 1 (if on).
 
     Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) uint8 (0/1).
     """
-    from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d, RandSpatialCropd
+    from monai.transforms import (
+        Compose,
+        RandCropByPosNegLabeld,
+        RandFlipd,
+        RandRotate90d,
+        RandRotated,
+        RandSpatialCropd,
+    )
 
     keys = ["image", "label", "real"]
+    rx, ry, rz = (float(np.deg2rad(d)) for d in config.rotate_deg)  # rotated voxels outside: real = 0
     outer = tuple(int(round(c * config.context)) for c in config.crop)
     steps = [
         RandCropByPosNegLabeld(
@@ -63,6 +72,16 @@ def train_transforms(config: TrainConfig):
             fg_indices_key="fg",
             bg_indices_key="bg",
             allow_smaller=True,  # the context crop is bounded by the volume (never smaller than crop)
+        ),
+        *(
+            [
+                RandRotated(
+                    keys=keys, range_x=rx, range_y=ry, range_z=rz, prob=config.rotate_prob, keep_size=True,
+                    mode=("bilinear", "nearest", "nearest"), padding_mode="zeros",
+                )  # fmt: skip
+            ]
+            if config.rotate_prob > 0 and any(config.rotate_deg)
+            else []
         ),
         *(
             [RandSpatialCropd(keys=keys, roi_size=config.crop, random_size=False)]
@@ -145,6 +164,7 @@ class CropDataset(Dataset):
         image = torch.as_tensor(out["image"]).float().contiguous()
         label = torch.as_tensor(out["label"]).long()  # (1, *crop) in {0, 1}
         real = torch.as_tensor(out["real"])[0].bool()  # (*crop)
+        image = image * real  # a rotation interpolates the image across the padding border: re-zero it
         return {"image": image.as_subclass(torch.Tensor), "label": label.as_subclass(torch.Tensor),
                 "real": real.as_subclass(torch.Tensor)}  # fmt: skip
 

@@ -46,6 +46,10 @@ class TrainConfig:
         flip_axes: the axes (0 = X, 1 = Y, 2 = Z) that may be flipped; (0,) keeps the anatomy's
             orientation and flips only left-right, as the test-time augmentation does.
         rot90_prob: probability of an in-plane (X-Y) rotation by a multiple of 90 degrees.
+        rotate_deg: largest small-angle rotation about the X, Y and Z axes, in degrees (MONAI
+            ``RandRotated``, angles drawn from U(-d, d); applied to the ``context`` box before the
+            crop is taken from it); all 0 = off.
+        rotate_prob: probability of that rotation.
         intensity_scale: range of a whole-crop multiplicative intensity factor (MONAI
             ``RandScaleIntensityd``; zero padding stays zero); (1, 1) = off.
         intensity_prob: probability of that global scaling (0 = off; the seed names no global
@@ -87,6 +91,8 @@ class TrainConfig:
     flip_prob: float = 0.5
     flip_axes: tuple[int, ...] = (0, 1, 2)
     rot90_prob: float = 0.5
+    rotate_deg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotate_prob: float = 0.0
     intensity_scale: tuple[float, float] = (1.0, 1.0)
     intensity_prob: float = 0.0
     tumor_aware: bool = False
@@ -240,12 +246,13 @@ def _validate(c: TrainConfig) -> None:
         (c.crops_per_epoch is None or c.crops_per_epoch >= 1, "crops_per_epoch must be >= 1"),
         (c.pos >= 0 and c.neg >= 0 and c.pos + c.neg > 0, "pos and neg must be >= 0, not both 0"),
         (
-            all(0 <= p <= 1 for p in (c.ta_prob, c.flip_prob, c.rot90_prob, c.intensity_prob)),
+            all(0 <= p <= 1 for p in (c.ta_prob, c.flip_prob, c.rot90_prob, c.intensity_prob, c.rotate_prob)),
             "probabilities in [0, 1]",
         ),
         (0 < c.intensity_scale[0] <= c.intensity_scale[1], "intensity_scale must be (low, high), 0 < low"),
         (c.ta_scale[0] <= c.ta_scale[1] and c.ta_shift[0] <= c.ta_shift[1], "ranges must be (low, high)"),
         (0 <= c.ema_decay < 1, "ema_decay must be in [0, 1)"),
+        (all(0 <= d <= 180 for d in c.rotate_deg), "rotate_deg must be in [0, 180] degrees"),
         (c.context >= 1, "context must be >= 1 (a multiple of the crop)"),
         (all(a in (0, 1, 2) for a in c.flip_axes), "flip_axes are among 0, 1, 2"),
         (c.val_every >= 1, "val_every must be >= 1"),
