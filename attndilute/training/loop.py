@@ -178,12 +178,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         set_length(scheduler, config.epochs * steps_per_epoch, config.warmup)  # --epochs may extend it
         rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
     ema = _make_ema(model, config.ema_decay)  # None when off
-    if state is not None and ema is not None:
-        if "ema" not in state:
-            raise AttnDiluteError(
-                "last.ckpt has no weight average but --ema-decay is on", path=out / "last.ckpt",
-                hint="resume with the run's own settings",
-            )  # fmt: skip
+    if state is not None and ema is not None:  # resume keeps the settings, so the average is there
         ema.load_state_dict(state["ema"])
     net = model
     if ctx.world > 1:
