@@ -9,7 +9,8 @@ learnt an absolute intensity window (docs/training.md, "What hides them is their
         [--cases phantom_015 phantom_017] [--split val|train|test|all]
 
 ``--split val`` (default) takes the trainer's default validation cases of ``DIR``'s training
-split; ``test`` the test split. Prints one row per case: name, median tumour intensity, Dice per
+split (no ``--folds``), ``train`` the rest of that split, ``all`` the whole training split, ``test``
+the test split. Prints one row per case: name, median tumour intensity, Dice per
 factor.
 """
 
