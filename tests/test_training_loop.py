@@ -165,6 +165,23 @@ def test_predict_writes_masks_in_source_geometry(full_run, phantom, tmp_path, cl
     assert code == 0, err
 
 
+def test_predict_blend_is_chosen_and_checked(full_run, phantom, tmp_path, cli):
+    from attndilute.data import load_nifti
+
+    out_full, _ = full_run
+    for blend in ("gaussian", "constant"):
+        predict(out_full / "best.safetensors", phantom, tmp_path / blend, split="test", probabilities=True,
+                progress=False, blend=blend)  # fmt: skip
+    name = sorted((tmp_path / "constant").glob("*.nii.gz"))[0].name
+    flat, _, _ = load_nifti(tmp_path / "constant" / "probabilities" / name)
+    weighted, _, _ = load_nifti(tmp_path / "gaussian" / "probabilities" / name)
+    assert np.abs(flat - weighted).max() > 1e-4  # the blend reaches the sliding window
+    code, _, err = cli("predict", "--model", out_full / "best.safetensors", "--data", phantom,
+                       "--out", tmp_path / "bad", "--blend", "mean")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "blend 'mean'" in err and "gaussian" in err, err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_predict_writes_all_cases_or_none(full_run, phantom, tmp_path, cli):
     """A damaged second image fails the run after the first case was segmented: nothing reaches --out."""
     out_full, _ = full_run

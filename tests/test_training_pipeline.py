@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from attndilute.data import Volume
+from attndilute.errors import AttnDiluteError
 from attndilute.training.inference import sliding_window_probs
 from attndilute.training.pipeline import CropDataset, pad_to_crop
 from attndilute.training.presets import resolve_config
@@ -196,3 +197,60 @@ def test_sliding_window_matches_whole_volume(tta):
     )
     expected = torch.softmax(_Pointwise()(image, real=real), dim=1)
     torch.testing.assert_close(probs, expected, atol=1e-6, rtol=1e-5)
+
+
+class _BorderSeer(torch.nn.Module):
+    """Calls every voxel within 4 of a window's X faces tumour, the rest background."""
+
+    def __init__(self, face: float = 4.0, inside: float = -4.0):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # gives the inferer a device
+        self.face, self.inside = face, inside
+
+    def forward(self, x, real=None):
+        n, _, sx, sy, sz = x.shape
+        local = torch.arange(sx, dtype=torch.float32)
+        border = ((local < 4) | (local >= sx - 4)).float()[:, None, None].expand(sx, sy, sz)
+        tumour = (self.inside + (self.face - self.inside) * border)[None, None].expand(n, 1, sx, sy, sz)
+        return torch.cat([torch.zeros_like(tumour), tumour], dim=1)
+
+
+def test_gaussian_blend_trusts_the_window_that_sees_a_voxel_in_its_centre():
+    image = torch.zeros(1, 1, 48, 16, 16)
+    real = torch.ones(1, 48, 16, 16, dtype=torch.bool)
+    # windows along X at 0 and 16; voxel x = 30 sits at the face of the first (local 30) and near
+    # the centre of the second (local 14)
+    common = dict(overlap=0.5, tta=False, sw_batch_size=2)
+    flat = sliding_window_probs(_BorderSeer(), image, real, (32, 16, 16), blend="constant", **common)
+    default = sliding_window_probs(_BorderSeer(), image, real, (32, 16, 16), **common)
+    p_border, p_centre = float(torch.sigmoid(torch.tensor(4.0))), float(torch.sigmoid(torch.tensor(-4.0)))
+    torch.testing.assert_close(flat[0, 1, 30], torch.full((16, 16), (p_border + p_centre) / 2))
+    # the centred window wins (p_centre = 0.018); away from the Y and Z faces, where MONAI clamps
+    # both windows' tiny Gaussian weights to the same floor
+    assert float(default[0, 1, 30, 4:12, 4:12].max()) < 0.05
+    torch.testing.assert_close(default[0, 1, 0], torch.full((16, 16), p_border))  # one window covers x = 0
+    with pytest.raises(AttnDiluteError, match="blend"):
+        sliding_window_probs(_BorderSeer(), image, real, (32, 16, 16), blend="mean", **common)
+
+
+@pytest.mark.parametrize("blend", ["constant", "gaussian"])
+def test_validation_blends_as_configured(blend):
+    """Validation Dice is the Dice of a sliding window blended as ``config.blend`` says."""
+    from attndilute.metrics import dice
+    from attndilute.training.distributed import Dist
+    from attndilute.training.loop import _validate
+
+    vol = pad_to_crop(_volume(shape=(48, 16, 16)), (32, 16, 16))
+    vol.label[:] = 0
+    vol.label[28:32] = 1  # where one window has its face and the other its centre
+    # averaged, face (p 0.998) and centre (p 0.12) call x = 28-31 tumour; blended with a Gaussian, not
+    seer = _BorderSeer(face=6.0, inside=-2.0)
+    config = dataclasses.replace(resolve_config("tiny"), crop=(32, 16, 16), blend=blend, tta=False)
+    score = _validate(seer, [vol], config, Dist())
+    image, real = torch.from_numpy(vol.image)[None, None], torch.from_numpy(vol.real)[None]
+    scores = {}
+    for b in ("constant", "gaussian"):
+        probs = sliding_window_probs(seer, image, real, (32, 16, 16), tta=False, blend=b)  # (1, 2, X, Y, Z)
+        scores[b] = dice(probs[0].argmax(0).numpy() == 1, vol.label > 0)
+    assert scores["constant"] > 0.3 and scores["gaussian"] < scores["constant"] - 0.2
+    assert score == pytest.approx(scores[blend])

@@ -15,6 +15,9 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, "--data", help="Data folder (default: phantom)."),
         split: str = typer.Option("test", "--split", help="Cases to segment: test, train or all."),
         probabilities: bool = typer.Option(False, "--probabilities", help="Also write OUT/probabilities/."),
+        blend: str = typer.Option(
+            "gaussian", "--blend", help="How overlapping windows are combined: gaussian or constant."
+        ),
     ) -> None:
         """Segment every image of a split; masks match the source affine and shape (seed §2.5.1)."""
         from rich.console import Console
@@ -22,11 +25,12 @@ def register(app: typer.Typer) -> None:
 
         from attndilute.training import predict as run
 
-        paths = run(model, data, out, split=split, probabilities=probabilities)
+        paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend)
         view = Table(title=f"predict -> {out}")
         view.add_column("")
         view.add_column("value")
         view.add_row("cases", str(len(paths)))
         view.add_row("split", split)
         view.add_row("probabilities", "yes" if probabilities else "no")
+        view.add_row("blend", blend)
         Console().print(view)

@@ -265,7 +265,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
 
 
 def _validate(model, volumes, config: TrainConfig, ctx) -> float:
-    """Mean Dice over the validation cases (sliding window at the crop, 50% overlap, flip TTA)."""
+    """Mean Dice over the validation cases (sliding window at the crop, 50% overlap, ``config.blend``,
+    flip TTA if ``config.tta``)."""
     from attndilute.metrics import dice
     from attndilute.training.inference import sliding_window_probs
 
@@ -277,6 +278,7 @@ def _validate(model, volumes, config: TrainConfig, ctx) -> float:
         probs = sliding_window_probs(
             model, image, real, config.crop, overlap=config.overlap, tta=config.tta,
             sw_batch_size=config.sw_batch_size, device=ctx.device, precision=config.precision,
+            blend=config.blend,
         )  # fmt: skip
         pred = (probs[0].argmax(0).numpy() == 1) & vol.real  # (X, Y, Z)
         score = dice(pred, vol.label > 0)

@@ -1,9 +1,9 @@
 """``attndilute predict``: masks on each source image's grid (seed §2.5.1 inference).
 
 For every case: preprocess at the model's spacing (seed §2.1), zero-pad to at least the crop
-(real mask carried), sliding window at the model's training crop with 50% overlap and
-horizontal-flip TTA, argmax, then :func:`attndilute.data.to_source` back to the source grid
-and affine. ``OUT/NAME.nii.gz`` (uint8, 1 = tumour) is what ``attndilute evaluate --pred OUT``
+(real mask carried), sliding window at the model's training crop with 50% overlap, Gaussian
+blending and horizontal-flip TTA, argmax, then :func:`attndilute.data.to_source` back to the
+source grid and affine. ``OUT/NAME.nii.gz`` (uint8, 1 = tumour) is what ``attndilute evaluate --pred OUT``
 reads; with ``probabilities=True`` the tumour probability goes to
 ``OUT/probabilities/NAME.nii.gz`` (float32, resampled linearly).
 """
@@ -34,6 +34,7 @@ def predict(
     overlap: float = 0.5,
     tta: bool = True,
     sw_batch_size: int = 4,
+    blend: str = "gaussian",
 ) -> list[Path]:
     """Segment every case of ``data``'s ``split`` and write masks in the source geometry.
 
@@ -49,13 +50,19 @@ def predict(
         overlap: sliding-window overlap (seed: 0.5).
         tta: horizontal-flip test-time augmentation (seed: on).
         sw_batch_size: windows per forward.
+        blend: ``gaussian`` or ``constant`` window blending
+            (:func:`attndilute.training.inference.sliding_window_probs`).
 
     Returns:
         the mask paths written, in case order.
     """
     from attndilute import models
     from attndilute.data import check_preprocessing, discover, resolve_data
+    from attndilute.training.inference import BLENDS
 
+    if blend not in BLENDS:
+        hint = f"use one of {', '.join(BLENDS)}"
+        raise AttnDiluteError(f"unknown sliding-window blend {blend!r}", hint=hint)
     source = None if isinstance(model, nn.Module) else model
     if source is not None:
         model = models.load(source)
@@ -76,7 +83,7 @@ def predict(
     shutil.rmtree(stage, ignore_errors=True)
     try:
         names = _predict_into(stage, model, cases, crop, spacing, device, probabilities, progress,
-                              overlap=overlap, tta=tta, sw_batch_size=sw_batch_size)  # fmt: skip
+                              overlap=overlap, tta=tta, sw_batch_size=sw_batch_size, blend=blend)  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         for file in sorted(stage.rglob("*.nii.gz")):
             dest = out / file.relative_to(stage)
@@ -88,7 +95,7 @@ def predict(
 
 
 def _predict_into(out, model, cases, crop, spacing, device, probabilities, progress, *, overlap, tta,
-                  sw_batch_size) -> list[str]:  # fmt: skip
+                  sw_batch_size, blend) -> list[str]:  # fmt: skip
     """Masks (and probabilities) of ``cases`` written into the folder ``out``; their file names."""
     from attndilute.data import preprocess, to_source
     from attndilute.training.inference import sliding_window_probs
@@ -101,7 +108,8 @@ def _predict_into(out, model, cases, crop, spacing, device, probabilities, progr
         image = torch.from_numpy(vol.image)[None, None]  # (1, 1, X, Y, Z)
         real = torch.from_numpy(vol.real)[None]  # (1, X, Y, Z)
         probs = sliding_window_probs(
-            model, image, real, crop, overlap=overlap, tta=tta, sw_batch_size=sw_batch_size, device=device
+            model, image, real, crop, overlap=overlap, tta=tta, sw_batch_size=sw_batch_size, device=device,
+            blend=blend,
         )[0]  # (K, X, Y, Z)
         mask = (probs.argmax(0).numpy() == 1).astype(np.uint8) * vol.real  # padding is never tumour
         path = out / f"{case.name}.nii.gz"

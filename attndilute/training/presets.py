@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from attndilute.errors import AttnDiluteError
+from attndilute.training.inference import BLENDS
 from attndilute.training.precision import PRECISIONS
 
 
@@ -61,6 +62,8 @@ class TrainConfig:
         val_every: validate every N epochs (and at the last epoch).
         val_fraction: share of training cases held out for validation when no ``--folds``.
         overlap: sliding-window overlap (seed: 0.5).
+        blend: how validation combines overlapping windows (``gaussian`` or ``constant``; see
+            :func:`attndilute.training.inference.sliding_window_probs`).
         tta: horizontal-flip test-time augmentation in validation (prediction always uses it unless
             told otherwise; the CPU presets validate without it to halve the cost).
         sw_batch_size: windows per forward in sliding-window inference.
@@ -103,6 +106,7 @@ class TrainConfig:
     val_every: int = 5
     val_fraction: float = 0.2
     overlap: float = 0.5
+    blend: str = "gaussian"
     tta: bool = True
     sw_batch_size: int = 4
     precision: str = "auto"
@@ -258,6 +262,7 @@ def _validate(c: TrainConfig) -> None:
         (c.val_every >= 1, "val_every must be >= 1"),
         (0 < c.val_fraction < 1, "val_fraction must be in (0, 1)"),
         (0 <= c.overlap < 1, "overlap must be in [0, 1)"),
+        (c.blend in BLENDS, f"blend must be one of {', '.join(BLENDS)}"),
         (c.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
         (min(c.spacing) > 0, "spacing must be positive"),
         (min(c.crop) > 0, "crop must be positive"),
