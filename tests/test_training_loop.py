@@ -229,6 +229,7 @@ def test_bad_input_is_one_line(phantom, tmp_path, cli):
     fails("--data", phantom, "--progress", "false", match="unknown training setting")
     fails("--data", phantom, "--tta", "maybe", match="expected true or false")
     fails("--data", phantom, "--lr=-1", match="lr must be > 0")  # --name=value form
+    fails("--data", phantom, "--blend", "mean", match="blend must be one of gaussian, constant")
     fails("--data", phantom, "--folds", "3", match="go together")
     small = ("--crop", "64", "32", "32", "--spacing", "4", "4", "4", "--crops-per-epoch", "4")
     # a NaN loss stops the run before it writes anything

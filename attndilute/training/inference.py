@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+def check_blend(blend: str) -> None:
+    """Raise a one-line :class:`AttnDiluteError` unless ``blend`` is one of :data:`BLENDS`."""
+    if blend not in BLENDS:
+        hint = f"use one of {', '.join(BLENDS)}"
+        raise AttnDiluteError(f"unknown sliding-window blend {blend!r}", hint=hint)
+
+
 def sliding_window_probs(
     model: nn.Module,
     image: torch.Tensor,
@@ -60,10 +67,7 @@ def sliding_window_probs(
 
     from attndilute.training.precision import autocast
 
-    if blend not in BLENDS:
-        hint = f"use one of {', '.join(BLENDS)}"
-        raise AttnDiluteError(f"unknown sliding-window blend {blend!r}", hint=hint)
-
+    check_blend(blend)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     stacked = torch.cat([image.float(), real[:, None].float()], dim=1).to(device)  # (1, 2, X, Y, Z)
 

@@ -58,11 +58,9 @@ def predict(
     """
     from attndilute import models
     from attndilute.data import check_preprocessing, discover, resolve_data
-    from attndilute.training.inference import BLENDS
+    from attndilute.training.inference import check_blend
 
-    if blend not in BLENDS:
-        hint = f"use one of {', '.join(BLENDS)}"
-        raise AttnDiluteError(f"unknown sliding-window blend {blend!r}", hint=hint)
+    check_blend(blend)  # before anything is read or written
     source = None if isinstance(model, nn.Module) else model
     if source is not None:
         model = models.load(source)
