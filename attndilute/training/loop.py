@@ -180,6 +180,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
     ema = _make_ema(model, config.ema_decay)  # None when off
     if state is not None and ema is not None:  # resume keeps the settings, so the average is there
         ema.load_state_dict(state["ema"])
+    scored = model if ema is None else ema.module  # the weights validation scores and best.safetensors keeps
     net = model
     if ctx.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -216,7 +217,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
             )  # fmt: skip
         val_dice = math.nan
         if epoch % config.val_every == 0 or epoch == config.epochs:
-            val_dice = _validate(model if ema is None else ema.module, val_vols, config, ctx)
+            val_dice = _validate(scored, val_vols, config, ctx)
         improved = not math.isnan(val_dice) and val_dice > best
         if improved:
             best, best_epoch = val_dice, epoch
@@ -228,10 +229,7 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         rows.append(row)
         if ctx.main:
             if improved:
-                _save_best(
-                    model if ema is None else ema.module, out / "best.safetensors", config, epoch, val_dice,
-                    seed, mask_padding,
-                )  # fmt: skip
+                _save_best(scored, out / "best.safetensors", config, epoch, val_dice, seed, mask_padding)
             _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, ema, {
                 "config": config.to_dict(), "seed": seed, "fold": fold, "folds": folds, "init": _str(init),
                 "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
