@@ -26,6 +26,10 @@ CONFIGS = ("base", "act")
 GAIN = np.array([0.15, 0.35, 0.6, 1.0])  # ADI grows with depth (Fig. 4 A-B)
 CROP_Z = {"base": 96, "act": 64}
 
+FRONT_HEADER = (
+    "| Configuration | sDSC median [IQR] | VR median [IQR] | Detection [95% CI] | ADI S3 (mean ± sd) |"
+)
+
 
 # --- readings: exact sentences for given numbers ------------------------------------------
 
@@ -332,7 +336,7 @@ def test_front_table_matches_compare_and_adi(run_dir):
 
     markdown = front_markdown(load_run(run_dir))
     lines = markdown.splitlines()
-    assert lines[0] == "| Configuration | sDSC | VR | Detection [95% CI] | ADI S3 (mean ± sd) |"
+    assert lines[0] == FRONT_HEADER
     table = pd.read_csv(run_dir / "eval" / "table.csv")
     for row, line in zip(table.itertuples(), lines[2:], strict=True):
         adi = pd.read_csv(run_dir / "adi" / row.config / "adi_stages.csv").query("stage == 3")["adi"]
@@ -395,7 +399,7 @@ def test_readme_assets(run_dir, tmp_path, capsys):
     assert module.main(["--run", str(run_dir), "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
-    assert "| Configuration | sDSC | VR | Detection [95% CI] | ADI S3 (mean ± sd) |" in printed
+    assert FRONT_HEADER in printed
 
 
 # --- a real headless browser ----------------------------------------------------------------

@@ -91,6 +91,8 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
     assert first["epochs"] == 2 and len(read_metrics(out / "metrics.csv")) == 2
     with pytest.raises(AttnDiluteError, match="other lr"):  # a changed setting is refused, not ignored
         train(phantom, out, "tiny", resume=True, lr=0.5, progress=False)
+    with pytest.raises(AttnDiluteError, match="other mask_padding, preset, seed"):  # given, and not the run's
+        train(phantom, out, "tiny-act", resume=True, seed=4, mask_padding=True, progress=False)
     train(phantom, out, "tiny", resume=True, **SMALL)  # the saved settings, repeated, are accepted
     _same(_columns(read_metrics(out / "metrics.csv")), _columns(read_metrics(out_full / "metrics.csv")))
     a = torch.load(out / "last.ckpt", weights_only=True)["model"]
@@ -177,6 +179,14 @@ def test_predict_blend_is_chosen_and_checked(full_run, phantom, tmp_path, cli):
     weighted, _, _ = load_nifti(tmp_path / "gaussian" / "probabilities" / name)
     assert np.abs(flat - weighted).max() > 1e-4  # the blend reaches the sliding window
     code, _, err = cli("predict", "--model", out_full / "best.safetensors", "--data", phantom,
+                       "--out", tmp_path / "cli-no-tta", "--probabilities", "--no-tta")  # fmt: skip
+    assert code == 0, err
+    predict(out_full / "best.safetensors", phantom, tmp_path / "no-tta", split="test", probabilities=True,
+            progress=False, tta=False)  # fmt: skip
+    plain, _, _ = load_nifti(tmp_path / "cli-no-tta" / "probabilities" / name)
+    assert np.array_equal(plain, load_nifti(tmp_path / "no-tta" / "probabilities" / name)[0])
+    assert np.abs(plain - weighted).max() > 1e-4  # --no-tta reaches predict: without the flip, other values
+    code, _, err = cli("predict", "--model", out_full / "best.safetensors", "--data", phantom,
                        "--out", tmp_path / "bad", "--blend", "mean")  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "blend 'mean'" in err and "gaussian" in err, err
     assert not (tmp_path / "bad").exists()
@@ -209,7 +219,7 @@ def test_model_from_other_preprocessing_is_refused(full_run, phantom, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.safetensors"]
 
 
-def test_bad_input_is_one_line(phantom, tmp_path, cli):
+def test_bad_input_is_one_line(phantom, tmp_path, cli, full_run):
     def fails(*args, match):
         code, _, err = cli("train", "--out", tmp_path / "bad", *args)
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and match in err, err
@@ -225,6 +235,11 @@ def test_bad_input_is_one_line(phantom, tmp_path, cli):
     fails("--data", phantom, "--init", swin, match="the model is smit")
     fails("--data", phantom, "--preset", "smit-act", match="--init PATH")
     fails("--data", phantom, "--resume", match="nothing to resume")
+    out_full, _ = full_run  # an explicit --seed that is not the run's is refused, the run left as it was
+    before = (out_full / "last.ckpt").read_bytes()
+    code, _, err = cli("train", "--out", out_full, "--resume", "--preset", "tiny", "--seed", "5")
+    assert code == 2 and err.count("\n") == 1 and "other seed" in err, err
+    assert (out_full / "last.ckpt").read_bytes() == before
     fails("--data", phantom, "--learning-rate", "1", match="unknown training setting")
     fails("--data", phantom, "--progress", "false", match="unknown training setting")
     fails("--data", phantom, "--tta", "maybe", match="expected true or false")

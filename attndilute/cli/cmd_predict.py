@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         blend: str = typer.Option(
             "gaussian", "--blend", help="How overlapping windows are combined: gaussian or constant."
         ),
+        tta: bool = typer.Option(True, "--tta/--no-tta", help="Average with the left-right flipped image."),
     ) -> None:
         """Segment every image of a split; masks match the source affine and shape (seed §2.5.1)."""
         from rich.console import Console
@@ -25,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
         from attndilute.training import predict as run
 
-        paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend)
+        paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend, tta=tta)
         view = Table(title=f"predict -> {out}")
         view.add_column("")
         view.add_column("value")
@@ -33,4 +34,5 @@ def register(app: typer.Typer) -> None:
         view.add_row("split", split)
         view.add_row("probabilities", "yes" if probabilities else "no")
         view.add_row("blend", blend)
+        view.add_row("flip TTA", "yes" if tta else "no")
         Console().print(view)

@@ -16,17 +16,21 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, best.safetensors, last.ckpt)."),
         data: Path | None = typer.Option(None, "--data", help="Data folder with labels (default: phantom)."),
-        preset: str = typer.Option(
-            "tiny", "--preset", help="tiny, tiny-act, smit-base/ta/act, swin-base/ta/act."
+        preset: str | None = typer.Option(
+            None, "--preset", help="tiny (default), tiny-act, smit-base/ta/act, swin-base/ta/act."
         ),
         epochs: int | None = typer.Option(None, "--epochs", help="Schedule length (default: the preset's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.ckpt."),
         init: Path | None = typer.Option(None, "--init", help="Pretrained weights (SMIT / Swin UNETR)."),
-        scratch: bool = typer.Option(False, "--scratch", help="Random initialisation (Scratch)."),
-        mask_padding: bool = typer.Option(False, "--mask-padding", help="Mask padding keys in attention."),
+        scratch: bool | None = typer.Option(None, "--scratch", help="Random initialisation (Scratch)."),
+        mask_padding: bool | None = typer.Option(
+            None, "--mask-padding", help="Mask padding keys in attention."
+        ),
         folds: int | None = typer.Option(None, "--folds", help="K-fold cross-validation: number of folds."),
         fold: int | None = typer.Option(None, "--fold", help="Validation fold, 0-based (with --folds)."),
-        seed: int = typer.Option(0, "--seed", help="Fixes initialisation, crops, augmentation, order."),
+        seed: int | None = typer.Option(
+            None, "--seed", help="Fixes initialisation, crops, augmentation, order (default 0)."
+        ),
         stop_after: int | None = typer.Option(
             None, "--stop-after", help="Stop after this epoch; --resume continues."
         ),
@@ -63,7 +67,7 @@ def register(app: typer.Typer) -> None:
         view.add_column("")
         view.add_column("value")
         for label, value in (
-            ("preset", preset),
+            ("preset", str(summary["preset"])),
             ("cases (train / val)", f"{summary['train_cases']} / {summary['val_cases']}"),
             ("epochs", str(summary["epochs"])),
             ("best val Dice", f"{summary['best_val_dice']:.3f} (epoch {summary['best_epoch']})"),

@@ -304,8 +304,8 @@ def front_table(run: Run) -> Cells | None:
     same = len(set(stages.values())) == 1
     header = [
         "Configuration",
-        "sDSC",
-        "VR",
+        "sDSC median [IQR]",
+        "VR median [IQR]",
         "Detection [95% CI]",
         f"ADI S{next(iter(stages.values()))} (mean ± sd)" if same and stages else "Deepest-stage ADI",
     ]

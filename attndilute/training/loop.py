@@ -41,16 +41,16 @@ CKPT_VERSION = 1
 def train(
     data: str | Path | None = None,
     out: str | Path = "runs/train",
-    preset: str | TrainConfig = "tiny",
+    preset: str | TrainConfig | None = None,
     *,
     epochs: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     fold: int | None = None,
     folds: int | None = None,
     resume: bool = False,
     init: str | Path | None = None,
-    scratch: bool = False,
-    mask_padding: bool = False,
+    scratch: bool | None = None,
+    mask_padding: bool | None = None,
     progress: bool = True,
     stop_after: int | None = None,
     **overrides: Any,
@@ -60,13 +60,16 @@ def train(
     Args:
         data: data folder (nnU-Net raw, MSD, flat); None -> the embedded phantom.
         out: run folder for ``metrics.csv``, ``best.safetensors``, ``last.ckpt``, ``curves.png``.
-        preset: a training preset (:data:`attndilute.training.presets.PRESETS`) or a TrainConfig.
+        preset: a training preset (:data:`attndilute.training.presets.PRESETS`) or a TrainConfig;
+            None -> ``tiny`` (or, with ``resume``, the saved run's).
         epochs: schedule length; default the preset's (x ``scratch_factor`` with ``scratch`` on a
             pretrained preset, as the seed trains Scratch models twice as long).
-        seed: fixes the initialisation, crops, augmentation and data order.
+        seed: fixes the initialisation, crops, augmentation and data order (None -> 0).
         fold, folds: ``folds=K, fold=k`` validates on fold k (0-based) of a fixed K-fold split.
-        resume: continue from ``out/last.ckpt`` (the stored settings are used; ``epochs`` may
-            extend the schedule, which then differs from an uninterrupted run of that length).
+        resume: continue from ``out/last.ckpt`` with its stored settings; a preset, seed, setting,
+            ``init``, ``fold``, ``folds``, ``scratch`` or ``mask_padding`` that is given and differs
+            from them is an error; ``epochs`` may extend the schedule (which then differs from an
+            uninterrupted run of that length) and ``data`` may point to where the data moved.
         init: pretrained weights (any format :func:`attndilute.models.load_weights` reads).
         scratch: train from random initialisation (required for pretrained presets without ``init``).
         mask_padding: train the padding-masked variant (seed §4).
@@ -79,7 +82,7 @@ def train(
     Returns:
         summary: ``best_val_dice``, ``best_epoch``, ``best`` (path of best.safetensors),
         ``last``, ``metrics``, ``curves``, ``epochs`` (completed), ``seconds``, ``train_cases``,
-        ``val_cases``, ``config``, ``init``.
+        ``val_cases``, ``config``, ``preset`` (name, or None for a TrainConfig), ``seed``, ``init``.
 
     Raises:
         AttnDiluteError: bad data (no labels), a crop the model cannot take, an ``init`` file of
@@ -95,16 +98,20 @@ def train(
         state = _read_ckpt(ckpt_path)
         run = state["run"]
         saved = TrainConfig(**_tuples(run["config"]))
-        _check_resume(saved, overrides, run, init=init, fold=fold, folds=folds, path=ckpt_path)
+        _check_resume(saved, overrides, run, preset=preset, seed=seed, init=init, fold=fold, folds=folds,
+                      scratch=scratch, mask_padding=mask_padding, path=ckpt_path)  # fmt: skip
         config = resolve_config(saved, epochs=epochs)
         seed, fold, folds = run["seed"], run["fold"], run["folds"]
         init, scratch, mask_padding = run["init"], run["scratch"], run["mask_padding"]
+        preset = run.get("preset")  # None in runs saved before the name was stored
         data = data if data is not None else run["data"]  # the data may have moved
     else:
         if ckpt_path.exists():
             raise AttnDiluteError(
                 "the run folder already holds a run", path=out, hint="pass --resume, or choose another --out"
             )
+        preset = "tiny" if preset is None else preset
+        seed, scratch, mask_padding = seed or 0, bool(scratch), bool(mask_padding)
         config = resolve_config(preset, **overrides)
         if epochs is None and scratch and config.pretrained:
             epochs = int(round(config.epochs * config.scratch_factor))
@@ -119,7 +126,8 @@ def train(
     ctx = distributed.setup()
     try:
         return _run(
-            config, data, out, state=state, seed=int(seed), fold=fold, folds=folds, init=init,
+            config, data, out, state=state, preset=preset if isinstance(preset, str) else None,
+            seed=int(seed), fold=fold, folds=folds, init=init,
             scratch=bool(scratch), mask_padding=bool(mask_padding), progress=progress,
             stop_after=stop_after, ctx=ctx, started=started,
         )  # fmt: skip
@@ -127,8 +135,8 @@ def train(
         distributed.teardown(ctx)
 
 
-def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_padding, progress, stop_after,
-         ctx, started) -> dict[str, Any]:  # fmt: skip
+def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, mask_padding, progress,
+         stop_after, ctx, started) -> dict[str, Any]:  # fmt: skip
     from monai.losses import DiceCELoss
 
     from attndilute import models
@@ -231,8 +239,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
             if improved:
                 _save_best(scored, out / "best.safetensors", config, epoch, val_dice, seed, mask_padding)
             _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, ema, {
-                "config": config.to_dict(), "seed": seed, "fold": fold, "folds": folds, "init": _str(init),
-                "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
+                "config": config.to_dict(), "preset": preset, "seed": seed, "fold": fold, "folds": folds,
+                "init": _str(init), "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
             })  # fmt: skip
             write_metrics(rows, out / "metrics.csv")
             if not math.isnan(val_dice):  # redrawn at each validation, so a stopped run has one
@@ -258,6 +266,8 @@ def _run(config, data, out, *, state, seed, fold, folds, init, scratch, mask_pad
         "train_cases": len(train_cases),
         "val_cases": len(val_cases),
         "config": config.to_dict(),
+        "preset": preset,
+        "seed": seed,
         "init": init_report,
     }
 
@@ -403,11 +413,23 @@ def _plot(rows: list[dict[str, Any]], out: Path, config: TrainConfig) -> None:
     plot_curves(rows, out / "curves.png", title=f"{config.model}, crop {'x'.join(map(str, config.crop))}")
 
 
-def _check_resume(saved: TrainConfig, overrides: dict[str, Any], run: dict[str, Any], *, init, fold, folds,
-                  path: Path) -> None:  # fmt: skip
-    """--resume continues the saved run as it was: a setting that differs from it is an error, not ignored."""
+def _check_resume(saved: TrainConfig, overrides: dict[str, Any], run: dict[str, Any], *, preset, seed, init,
+                  fold, folds, scratch, mask_padding, path: Path) -> None:  # fmt: skip
+    """--resume continues the saved run as it was: a setting that differs from it is an error, not ignored.
+
+    Arguments left at None are not compared; a preset name is compared with the stored one
+    (runs saved before names were stored accept any), a TrainConfig with the saved config.
+    """
     asked = resolve_config(saved, **overrides)
     differ = [f.name for f in dataclasses.fields(saved) if getattr(asked, f.name) != getattr(saved, f.name)]
+    if isinstance(preset, TrainConfig):
+        if resolve_config(dataclasses.replace(preset, epochs=saved.epochs), **overrides) != saved:
+            differ.append("preset")
+    elif preset is not None and run.get("preset") is not None and preset != run["preset"]:
+        differ.append("preset")
+    for key, given in (("seed", seed), ("scratch", scratch), ("mask_padding", mask_padding)):
+        if given is not None and given != run[key]:
+            differ.append(key)
     for key, given in (("init", init), ("fold", fold), ("folds", folds)):
         if key == "init" and given is not None:
             same = run["init"] is not None and Path(given).resolve() == Path(run["init"]).resolve()
