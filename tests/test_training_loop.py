@@ -21,6 +21,7 @@ from attndilute import models
 from attndilute.data import preprocessing_meta
 from attndilute.errors import AttnDiluteError
 from attndilute.training import REPRODUCIBLE_COLUMNS, predict, read_metrics, train
+from attndilute.training.presets import resolve_config
 
 SMALL = dict(
     crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0), crops_per_epoch=2, val_every=2, warmup=0.4, tta=False,
@@ -93,6 +94,8 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
         train(phantom, out, "tiny", resume=True, lr=0.5, progress=False)
     with pytest.raises(AttnDiluteError, match="other mask_padding, preset, seed"):  # given, and not the run's
         train(phantom, out, "tiny-act", resume=True, seed=4, mask_padding=True, progress=False)
+    with pytest.raises(AttnDiluteError, match="has other preset"):  # a TrainConfig is compared whole
+        train(phantom, out, resolve_config("tiny", lr=0.5), resume=True, progress=False)
     train(phantom, out, "tiny", resume=True, **SMALL)  # the saved settings, repeated, are accepted
     _same(_columns(read_metrics(out / "metrics.csv")), _columns(read_metrics(out_full / "metrics.csv")))
     a = torch.load(out / "last.ckpt", weights_only=True)["model"]
