@@ -111,7 +111,7 @@ def train(
                 "the run folder already holds a run", path=out, hint="pass --resume, or choose another --out"
             )
         preset = "tiny" if preset is None else preset
-        seed, scratch, mask_padding = seed or 0, bool(scratch), bool(mask_padding)
+        seed = 0 if seed is None else seed  # scratch and mask_padding: None reads as False below
         config = resolve_config(preset, **overrides)
         if epochs is None and scratch and config.pretrained:
             epochs = int(round(config.epochs * config.scratch_factor))
