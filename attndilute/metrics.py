@@ -98,6 +98,9 @@ def surface_dice(pred, ref, spacing: Sequence[float], tolerance_mm: float = SURF
 
     Returns:
         sDSC in [0, 1]; 0 when exactly one mask is empty; NaN when both are empty.
+
+    Raises:
+        ValueError: shapes differ, or a spacing or the tolerance is not a finite number > 0.
     """
     import warnings
 
@@ -108,6 +111,11 @@ def surface_dice(pred, ref, spacing: Sequence[float], tolerance_mm: float = SURF
     spacing = [float(s) for s in spacing]
     if len(spacing) != p.ndim:
         raise ValueError(f"spacing {spacing} must have one entry per axis of a {p.ndim}-D mask")
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"spacing {spacing} must be finite and > 0 along every axis")
+    tolerance_mm = float(tolerance_mm)
+    if not math.isfinite(tolerance_mm) or tolerance_mm <= 0:
+        raise ValueError(f"tolerance_mm must be a finite number > 0, got {tolerance_mm}")
     n_p, n_r = int(p.sum()), int(r.sum())
     if n_p == 0 and n_r == 0:
         return math.nan

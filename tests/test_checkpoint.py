@@ -5,13 +5,14 @@ from __future__ import annotations
 import builtins
 import json
 import pickle
+import struct
 
 import numpy as np
 import pytest
 import torch
 
 from attndilute.errors import AttnDiluteError
-from attndilute.models import build, load, load_weights, read_checkpoint, save
+from attndilute.models import PRESETS, build, load, load_weights, read_checkpoint, save
 
 TINY = ["smit-tiny", "swin-tiny"]
 X = (1, 1, 32, 32, 64)
@@ -280,3 +281,205 @@ def test_unreadable_inputs(tmp_path):
     torch.save({"state_dict": {"conv.weight": torch.zeros(3)}}, tmp_path / "other.pt")
     with pytest.raises(AttnDiluteError, match="cannot tell which model"):
         load(tmp_path / "other.pt")
+
+
+# --- format detection by structure, not by the first byte ------------------------------------------
+
+
+def _header_length(path):
+    return struct.unpack("<Q", path.read_bytes()[:8])[0]
+
+
+def test_every_reachable_header_length_of_save_reads_as_safetensors(models, tmp_path):
+    """safetensors pads its header to 8 bytes, so ``save`` reaches the 32 low bytes 0, 8, ..., 248.
+
+    One in 32 of them is 0x80, the pickle PROTO opcode; each file must still give back its own
+    crop and spacing, and the 0x80 one (plus two others) must load completely.
+    """
+    model = models["smit-tiny"]
+    seen = {}
+    for i, pad in enumerate(range(0, 256, 8)):
+        crop, spacing = (64, 32, 32 * (1 + i % 3)), (0.5 + i % 4, 0.5, 2.0)  # fixed widths
+        path = save(model, tmp_path / f"m{i}.safetensors", crop=crop, spacing=spacing, pad="x" * pad)
+        _, meta = read_checkpoint(path)
+        assert (meta["crop"], meta["spacing"]) == (list(crop), list(spacing))
+        seen[_header_length(path) % 256] = (path, crop, spacing)
+    assert sorted(seen) == list(range(0, 256, 8))
+    for low in (0x80, 0, 8):
+        path, crop, spacing = seen[low]
+        again = load(path).attndilute_meta
+        assert (again["crop"], again["spacing"]) == (crop, spacing)
+
+
+def _raw_safetensors(path, meta_text, low_byte):
+    """A hand-made safetensors file (one 4-float tensor) whose header length ends in ``low_byte``."""
+
+    def header(pad):
+        meta = {"attndilute": meta_text, "pad": "x" * pad}
+        tensor = {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}
+        return json.dumps({"__metadata__": meta, "w": tensor}).encode()
+
+    text = header((low_byte - len(header(0))) % 256)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + np.arange(4, dtype="<f4").tobytes())
+    return path
+
+
+def test_every_header_length_low_byte_reads_as_safetensors(tmp_path):
+    """Unpadded headers (other writers) take all 256 low bytes, 0x80 and 0x80 + protocol included."""
+    for low in range(256):
+        crop, spacing = [32, 64, 32 * (1 + low % 3)], [1.0, 1.0 + low / 256, 3.0]
+        meta = json.dumps({"family": "smit", "kwargs": {}, "crop": crop, "spacing": spacing})
+        path = _raw_safetensors(tmp_path / f"r{low}.safetensors", meta, low)
+        assert _header_length(path) % 256 == low
+        state, got = read_checkpoint(path)
+        assert torch.equal(state["w"], torch.arange(4.0)) and (got["crop"], got["spacing"]) == (crop, spacing)
+
+
+def test_truncated_header_with_pickle_like_first_bytes(tmp_path):
+    """Header length 0x0280: the file opens 0x80 0x02 like a pickle; cut short, it is 'truncated'."""
+    meta = json.dumps({"family": "smit", "kwargs": {}})
+    text = json.dumps({"__metadata__": {"attndilute": meta}, "w": {"dtype": "F32", "shape": [0]}})
+    path = tmp_path / "m.safetensors"
+    path.write_bytes((struct.pack("<Q", 0x0280) + text.encode().ljust(0x0280))[:200])
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    with pytest.raises(AttnDiluteError, match="safetensors header is cut short") as err:
+        read_checkpoint(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+def test_pickles_named_safetensors_are_read_as_pickles(refs, tmp_path):
+    marker = tmp_path / "marker"
+    legacy = tmp_path / "legacy.safetensors"  # torch's pre-zip format: a pickle stream, 0x80 0x02
+    torch.save(refs["smit-tiny"].model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    assert legacy.read_bytes()[:2] == b"\x80\x02"
+    assert refs["smit-tiny"].same_outputs(load(legacy))
+    for protocol in (2, 3, 4, 5):
+        evil = tmp_path / f"evil{protocol}.safetensors"
+        evil.write_bytes(pickle.dumps({"state_dict": {}, "x": _Payload(marker)}, protocol=protocol))
+        with pytest.raises(AttnDiluteError, match="refused") as err:
+            load(evil)
+        assert str(evil) in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_safetensors_reader_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.safetensors"  # a valid JSON header whose tensor lies past the end
+    text = json.dumps({"w": {"dtype": "F32", "shape": [400], "data_offsets": [0, 1600]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * 16)
+    with pytest.raises(AttnDiluteError, match="cannot read safetensors") as err:
+        load(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+# --- metadata schema ----------------------------------------------------------------------------------
+
+
+def _with_meta(model, path, meta):
+    """The model's tensors saved with ``meta`` (a JSON-able value or raw text) as attndilute metadata."""
+    from safetensors.torch import save_file
+
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"attndilute": text})
+    return path
+
+
+_OK = {"family": "smit", "kwargs": {"embed_dim": 12}}
+
+
+@pytest.mark.parametrize(
+    ("meta", "match"),
+    [
+        ("[1, 2]", "is not a JSON object"),
+        ('"smit"', "is not a JSON object"),
+        ("{nope", "is not valid JSON"),
+        ('{"family": "smit", "kwargs": {}, "crop": [64, 64, NaN]}', "is not valid JSON"),
+        ({"kwargs": {}}, "has no 'family'"),
+        ({"family": "vit", "kwargs": {}}, "unknown model family 'vit'.*known: smit, swin_unetr"),
+        ({"family": ["smit"], "kwargs": {}}, "not a name"),
+        ({"family": "smit"}, "kwargs must be an object"),
+        ({"family": "smit", "kwargs": [1]}, "kwargs must be an object"),
+        ({**_OK, "crop": [64, 64]}, "crop must be 3 positive integers"),
+        ({**_OK, "crop": [64, -32, 32]}, "crop must be 3 positive integers"),
+        ({**_OK, "crop": [64, 64, 32.5]}, "crop must be 3 positive integers"),
+        ({**_OK, "crop": [True, 64, 64]}, "crop must be 3 positive integers"),
+        ({**_OK, "crop": "64x64x32"}, "crop must be 3 positive integers"),
+        ({**_OK, "spacing": [1.0, 1.0, 0.0]}, "spacing must be 3 finite positive numbers"),
+        ('{"family": "smit", "kwargs": {}, "spacing": [1, 1, 1e400]}', "spacing must be 3 finite positive"),
+        ({**_OK, "spacing": [1.0, "1", 1.0]}, "spacing must be 3 finite positive numbers"),
+        ({**_OK, "spacing": 1.0}, "spacing must be 3 finite positive numbers"),
+    ],
+)
+def test_metadata_schema_violations(models, tmp_path, meta, match):
+    path = _with_meta(models["smit-tiny"], tmp_path / "m.safetensors", meta)
+    with pytest.raises(AttnDiluteError, match=match) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_metadata_schema_applies_to_pytorch_files(models, tmp_path):
+    path = tmp_path / "m.pt"
+    torch.save({"state_dict": models["smit-tiny"].state_dict(), "attndilute_meta": ["smit"]}, path)
+    with pytest.raises(AttnDiluteError, match="not a JSON object") as err:
+        read_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+def test_valid_metadata_with_optional_entries_left_out_loads(refs, tmp_path):
+    kwargs = refs["smit-tiny"].model.attndilute_meta["kwargs"]
+    path = _with_meta(
+        refs["smit-tiny"].model, tmp_path / "m.safetensors", {"family": "smit", "kwargs": kwargs}
+    )
+    again = load(path)
+    assert refs["smit-tiny"].same_outputs(again)
+    assert again.attndilute_meta["crop"] == PRESETS["smit"].crop  # the family default
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"embed_dim": "wide"}, r"cannot build the model the checkpoint describes \(not all arguments"),
+        ({"dropout_path_rate": 5.0}, "cannot build the model the checkpoint describes: .*Drop path prob"),
+        ({"nonsense": 1}, "cannot build the model the checkpoint describes: .*does not take nonsense"),
+    ],
+)
+def test_constructor_errors_name_the_file(refs, tmp_path, kwargs, match):
+    model = refs["smit-tiny"].model
+    meta = {"family": "smit", "kwargs": {**model.attndilute_meta["kwargs"], **kwargs}}
+    path = _with_meta(model, tmp_path / "m.safetensors", meta)
+    with pytest.raises(AttnDiluteError, match=match) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"embed_dim": 10**15}, r"says embed_dim=1000000000000000 but its tensors say 12"),
+        (
+            {"depths": [2, 2, 2, 10**9]},
+            r"says depths=\(2, 2, 2, 1000000000\) but its tensors say \(2, 2, 2, 2\)",
+        ),
+        ({"num_heads": [2, 2, 4, 10**12]}, "says num_heads=.* but its tensors say"),
+        ({"window_size": [10**6] * 3}, "says window_size=.* but its tensors say 4"),
+        ({"mlp_ratio": 1e12}, "says mlp_ratio=1000000000000.0 but its tensors say 4.0"),
+        ({"out_channels": 10**15}, "says out_channels=.* but its tensors say 2"),
+    ],
+)
+def test_giant_metadata_sizes_are_refused_before_allocation(refs, tmp_path, kwargs, match):
+    """Sizes the tensors contradict would mean allocating ~10^16 bytes (or 10^9 blocks)."""
+    model = refs["smit-tiny"].model
+    meta = {"family": "smit", "kwargs": {**model.attndilute_meta["kwargs"], **kwargs}}
+    path = _with_meta(model, tmp_path / "m.safetensors", meta)
+    with pytest.raises(AttnDiluteError, match=match) as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_model_too_large_to_allocate_is_a_one_line_error(models, tmp_path):
+    """An override the tensors cannot contradict (a backbone-only load) still fails in one line."""
+    path = save(models["swin-tiny"], tmp_path / "m.safetensors")
+    with pytest.raises(AttnDiluteError, match="cannot build the model the checkpoint describes") as err:
+        load(path, strict=False, out_channels=10**15)  # a 4.8e16-byte output convolution
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)

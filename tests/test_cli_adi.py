@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from attndilute import models
-from attndilute.study.adi import PARTIAL, run_adi
+from attndilute.study.adi import PARTS, run_adi
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_adi_command_writes_every_output(cli, cohort, tmp_path):
     assert "Spearman" in stdout and "S3" in stdout
     for name in ("adi.zarr", "adi_stages.csv", "adi.png", "adi.html"):
         assert (out / name).exists(), name
-    assert not (out / PARTIAL).exists()
+    assert not (out / PARTS).exists()
     ds = xr.open_zarr(out / "adi.zarr").load()
     assert ds.sizes["scan"] == 5 and set(ds.dims) >= {"scan", "layer", "head"}
     assert ds.attrs["crop"] == [64, 64, 64]  # the checkpoint's crop
@@ -73,7 +73,7 @@ def test_interrupted_run_resumes_to_the_same_dataset(cohort, tmp_path):
 
     with pytest.raises(Stop):
         run_adi(str(ckpt), out=tmp_path / "cut", data=data, batch_size=2, progress=stop_after_first)
-    assert (tmp_path / "cut" / PARTIAL).exists() and not (tmp_path / "cut" / "adi.zarr").exists()
+    assert (tmp_path / "cut" / PARTS).exists() and not (tmp_path / "cut" / "adi.zarr").exists()
     resumed = run_adi(str(ckpt), out=tmp_path / "cut", data=data, batch_size=2)
     assert resumed.resumed == 2
     xr.testing.assert_allclose(resumed.dataset.drop_attrs(), full.dataset.drop_attrs())

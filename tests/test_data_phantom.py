@@ -14,7 +14,11 @@ from attndilute.errors import AttnDiluteError
 
 
 def _files(root):
-    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The cohort's files; the run marker (when and by which PID it was written) is not the cohort."""
+    from attndilute._io import MARKER
+
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER)
+    return {p.relative_to(root): p.read_bytes() for p in files}
 
 
 def test_same_seed_byte_identical_other_seed_differs(tmp_path):
@@ -80,7 +84,7 @@ def test_refuses_foreign_folder(tmp_path, cli):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     code, _, err = cli("phantom", "--out", tmp_path / "mine", "--n", "2")
-    assert code == 2 and "not a phantom cohort" in err
+    assert code == 2 and "files it did not write" in err
     assert (tmp_path / "mine" / "thesis.tex").exists()
     with pytest.raises(AttnDiluteError, match="unknown profile"):
         write_phantom(tmp_path / "x", n=2, profile="huge")

@@ -218,7 +218,7 @@ def _cka(root: Path) -> None:
 
     from attndilute.cka import MinibatchCKA
     from attndilute.store import LayerSpec, cka_dataset
-    from attndilute.store.cka_run import _write_dataset
+    from attndilute.store.parts import write_zarr
 
     specs = [LayerSpec(f"layers.{s}.blocks.{b}", "block", s, b) for s in range(4) for b in range(2)]
     gen = torch.Generator().manual_seed(0)
@@ -232,7 +232,7 @@ def _cka(root: Path) -> None:
         ds = cka_dataset(
             metric.compute(), specs, specs, {"model_a": "base", "model_b": name[8:], "n_scans": 24}
         )
-        _write_dataset(ds, root / "cka" / name / "cka.zarr")
+        write_zarr(ds, root / "cka" / name / "cka.zarr")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("adi")
@@ -13,6 +15,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Checkpoint (.safetensors/.pt) or random:<preset>."),
         data: Path | None = typer.Option(None, "--data", help="Cohort folder (default: embedded phantom)."),
         out: Path = typer.Option(Path("adi"), "--out", help="Output folder."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         crop: tuple[int, int, int] | None = typer.Option(
             None, "--crop", help="X Y Z (default: checkpoint's)."
         ),
@@ -45,6 +48,7 @@ def register(app: typer.Typer) -> None:
                 split=split,
                 autocast=autocast,
                 seed=seed,
+                overwrite=overwrite,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         table = Table(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("cka")
@@ -15,6 +17,7 @@ def register(app: typer.Typer) -> None:
                                       "(A's architecture with seed-fixed random weights)."),
         data: Path | None = typer.Option(None, "--data", help="Cohort folder (default: embedded phantom)."),
         out: Path = typer.Option(Path("cka"), "--out", help="Output folder."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         crop: tuple[int, int, int] | None = typer.Option(None, "--crop", help="X Y Z (default: A's crop)."),
         batch_size: int = typer.Option(16, "--batch-size", help="Scans per minibatch (> 3)."),
         epochs: int = typer.Option(1, "--epochs", help="Passes over the scans, reshuffled each time."),
@@ -39,7 +42,7 @@ def register(app: typer.Typer) -> None:
         columns = (TextColumn("capturing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("capture", total=None)
-            run = run_cka(model_a, model_b, out=out, data=data, config=config,
+            run = run_cka(model_a, model_b, out=out, data=data, config=config, overwrite=overwrite,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
         for message in run.messages:
             console.print(f"note: {message}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("compare")
@@ -14,6 +16,7 @@ def register(app: typer.Typer) -> None:
         names: str | None = typer.Option(None, "--names", help="Comma-separated names (default: stems)."),
         out: Path | None = typer.Option(None, "--out", help="Table CSV; tests go to <stem>_tests.csv."),
         fmt: str = typer.Option("table", "--format", help="Print as table, markdown or latex."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Median [IQR] sDSC and VR, Wilson detection rates, Wilcoxon and McNemar tests (§2.8)."""
         from attndilute.errors import AttnDiluteError
@@ -23,7 +26,7 @@ def register(app: typer.Typer) -> None:
         if fmt not in FORMATS:
             raise AttnDiluteError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
         split_names = None if names is None else [n.strip() for n in names.split(",")]
-        result = compare_files(tables, split_names, out=out)
+        result = compare_files(tables, split_names, out=out, overwrite=overwrite)
         for title, (header, rows) in (
             ("Table 2 (sDSC/VR exclude cases missed by all; missed = 0.1 / 10)", table_cells(result.table)),
             ("Paired tests (Wilcoxon, Bonferroni across pairs; McNemar exact)", tests_cells(result.tests)),

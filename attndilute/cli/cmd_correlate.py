@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("correlate")
@@ -13,6 +15,7 @@ def register(app: typer.Typer) -> None:
         eval_csv: Path = typer.Option(..., "--eval", help="Joined per-case CSV from `attndilute evaluate`."),
         out: Path | None = typer.Option(None, "--out", help="Output folder (default: <stem>_correlate)."),
         no_penalty: bool = typer.Option(False, "--no-penalty", help="Raw sDSC for missed cases, not 0.1."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Spearman rho/p, Fig. 4 E-F (PNG + HTML) and per-subtype detection and sDSC."""
         from rich.console import Console
@@ -21,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from attndilute.evaluation.correlate import correlate_file
         from attndilute.evaluation.formatting import median_iqr, p_value, rate_interval
 
-        result, folder = correlate_file(eval_csv, out, penalize=not no_penalty)
+        result, folder = correlate_file(eval_csv, out, penalize=not no_penalty, overwrite=overwrite)
         console = Console()
         if len(result.correlations):
             view = Table("x", "y", "Spearman rho", "p", "n", title="Spearman correlations")

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: Path = typer.Option(
-            Path("demo-out"), "--out", help="Results folder D (replaced when complete)."
+            Path("demo-out"), "--out", help="Results folder D (an earlier demo's entries are replaced)."
         ),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         fast: bool = typer.Option(False, "--fast", help="12 cases, 1 epoch per model (about 3 minutes)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the cohort, training and CKA shuffles."),
     ) -> None:
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         config = dataclasses.replace(FAST if fast else FULL, seed=seed)
-        result = run_demo(out, config=config, log=lambda line: console.print(line))
+        result = run_demo(out, config=config, log=lambda line: console.print(line), overwrite=overwrite)
         table = Table(
             "config",
             "sDSC median [IQR]",

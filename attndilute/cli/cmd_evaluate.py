@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
@@ -18,6 +20,7 @@ def register(app: typer.Typer) -> None:
         adi: Path | None = typer.Option(None, "--adi", help="ADI stage CSV (adi_stages.csv) to join."),
         subtypes: Path | None = typer.Option(None, "--subtypes", help="Subtypes CSV to join."),
         tolerance: float = typer.Option(2.0, "--tolerance", help="Surface Dice tolerance in mm."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Score predictions against reference labels on the labels' own grid (seed §2.8)."""
         from rich.console import Console
@@ -33,7 +36,7 @@ def register(app: typer.Typer) -> None:
             task = bar.add_task("scoring", total=None)
             table = run(
                 pred, data, out=out, split=split, padstats=padstats, adi=adi, subtypes=subtypes,
-                tolerance_mm=tolerance,
+                tolerance_mm=tolerance, overwrite=overwrite,
                 progress=lambda name: bar.update(task, advance=1, description=f"scored {name}"),
             )  # fmt: skip
         view = Table(title=f"evaluate -> {out}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("padstats")
@@ -15,24 +17,17 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, "--data", help="Data folder (default: embedded phantom)."),
         split: str = typer.Option("all", "--split", help="train, test or all."),
         plot: bool = typer.Option(False, "--plot", help="Also write a histogram PNG next to the CSV."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Padding statistics of a cohort under a crop (seed §3.2.1)."""
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.data.padstats import describe, padding_table, plot_histogram, summarize, write_table
-        from attndilute.data.phantom import resolve_data
+        from attndilute.data.padstats import describe, run_padstats, summarize
 
-        rows = padding_table(
-            resolve_data(data),
-            crop,
-            split=split,
-            progress=_progress("reading"),
-        )
-        write_table(rows, out)
+        rows = run_padstats(data, crop, out, split=split, plot=plot, overwrite=overwrite,
+                            progress=_progress("reading"))
         png = out.with_suffix(".png")
-        if plot:
-            plot_histogram(rows, crop, png)
         s = summarize(rows)
         view = Table(title=f"padstats -> {out}" + (f", {png.name}" if plot else ""))
         view.add_column("cases")

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("phantom")
     def phantom(
         out: Path = typer.Option(..., "--out", help="Folder to create (nnU-Net raw layout)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         n: int = typer.Option(40, "--n", help="Number of cases."),
         seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
         profile: str = typer.Option(
@@ -29,6 +32,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             profile=profile,
             progress=_progress("rendering"),
+            overwrite=overwrite,
         )
         view = Table(title=f"phantom -> {out}")
         for column in ("split", "cases", "B", "D", "median extent (mm)"):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
@@ -19,6 +21,7 @@ def register(app: typer.Typer) -> None:
             "gaussian", "--blend", help="How overlapping windows are combined: gaussian or constant."
         ),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average with the left-right flipped image."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Segment every image of a split; masks match the source affine and shape (seed §2.5.1)."""
         from rich.console import Console
@@ -26,7 +29,8 @@ def register(app: typer.Typer) -> None:
 
         from attndilute.training import predict as run
 
-        paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend, tta=tta)
+        paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend, tta=tta,
+                    overwrite=overwrite)
         view = Table(title=f"predict -> {out}")
         view.add_column("")
         view.add_column("value")

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         run: Path = typer.Option(..., "--run", help="Results folder (attndilute demo --out D)."),
         out: Path | None = typer.Option(None, "--out", help="HTML file (default: RUN/report.html)."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Cohort, Table 2, ADI (Fig. 4), subtypes (Fig. 5), CKA (Figs. 6, A.2), training curves."""
         from rich.console import Console
@@ -19,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
         from attndilute.report import write_report
 
-        result = write_report(run, out)
+        result = write_report(run, out, overwrite=overwrite)
         view = Table(title=f"report -> {result.path} ({result.seconds:.1f} s)")
         for column in ("section", "status", "figures"):
             view.add_column(column)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("subtypes")
@@ -14,6 +16,7 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, "--data", help="Cohort to label (default: embedded phantom)."),
         fit_on: Path | None = typer.Option(None, "--fit-on", help="Cohort to fit on (default: --data)."),
         k: int = typer.Option(2, "--k", min=2, help="Number of clusters."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Cluster tumours by appearance; write features, k=2..5 scores, model and Fig. 5."""
         from rich.console import Console
@@ -28,6 +31,7 @@ def register(app: typer.Typer) -> None:
             fit_on=None if fit_on is None else resolve_data(fit_on),
             k=k,
             progress=_progress("features"),
+            overwrite=overwrite,
         )
         view = Table(title=f"subtypes -> {out}")
         view.add_column("cohort")

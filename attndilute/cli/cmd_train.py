@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from attndilute.cli import OVERWRITE_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command(
@@ -21,6 +23,7 @@ def register(app: typer.Typer) -> None:
         ),
         epochs: int | None = typer.Option(None, "--epochs", help="Schedule length (default: the preset's)."),
         resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.ckpt."),
+        overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
         init: Path | None = typer.Option(None, "--init", help="Pretrained weights (SMIT / Swin UNETR)."),
         scratch: bool | None = typer.Option(None, "--scratch", help="Random initialisation (Scratch)."),
         mask_padding: bool | None = typer.Option(
@@ -57,7 +60,8 @@ def register(app: typer.Typer) -> None:
             overrides["spacing"] = spacing
         summary = run(
             data, out, preset, epochs=epochs, seed=seed, fold=fold, folds=folds, resume=resume,
-            init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, **overrides,
+            init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, overwrite=overwrite,
+            **overrides,
         )  # fmt: skip
         import os
 

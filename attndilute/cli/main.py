@@ -1,8 +1,9 @@
 """The ``attndilute`` console script.
 
 Every module ``attndilute/cli/cmd_*.py`` defines ``register(app)``; they are discovered here so
-that adding a command never edits a shared file. ``AttnDiluteError`` (and a few standard input
-errors) become one line on stderr and exit code 2, never a traceback.
+that adding a command never edits a shared file. ``AttnDiluteError`` and an ``OSError`` on a
+file become one line on stderr and exit code 2, never a traceback; any other error becomes one
+line and a pointer to ``--debug`` (which shows the traceback), exit code 1.
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ app = typer.Typer(
 )
 
 
+_DEBUG = {"on": False}
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error."),
+) -> None:
     """Attention dilution, CKA and a lean trainer for windowed 3D vision transformers."""
+    _DEBUG["on"] = debug
 
 
 def _register_commands() -> None:
@@ -43,15 +50,39 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (2 for bad input)."""
     from attndilute.errors import AttnDiluteError
 
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    _DEBUG["on"] = "--debug" in args
+    if _DEBUG["on"]:  # accepted anywhere on the line: `attndilute adi ... --debug`
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
-        app(args=argv, prog_name="attndilute")
+        app(args=args, prog_name="attndilute")
     except SystemExit as exit_:  # typer/click exit with their own codes (usage errors: 2)
         code = exit_.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except AttnDiluteError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {_one_line(err)}", 2)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _fail("error: interrupted", 130)
+    except OSError as err:  # the system refused a file: name it and the reason
+        where = err.filename if err.filename is not None else "a file"
+        return _fail(f"error: {where}: {err.strerror or type(err).__name__} (check the path and its "
+                     "permissions, and that the disk has space)", 2)
+    except MemoryError:
+        return _fail("error: out of memory (use a smaller --crop or --batch-size)", 2)
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        return _fail(f"error: unexpected {type(err).__name__}: {_one_line(err)} "
+                     "(rerun with --debug for the traceback, and please report it)", 1)
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _fail(message: str, code: int) -> int:
+    if _DEBUG["on"] and code != 130:
+        import traceback
+
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code

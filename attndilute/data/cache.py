@@ -68,7 +68,12 @@ def save_volume(vol: Volume, path: Path) -> None:
 
 
 def load_volume(path: Path, name: str) -> Volume | None:
-    """Read a cached Volume; None if the entry is missing or unreadable (it is then rebuilt)."""
+    """Read a cached Volume; None if the entry is missing or unreadable (it is then rebuilt).
+
+    Any error while reading counts as unreadable: a truncated or damaged ``.npz``
+    (``zipfile.BadZipFile``, ``EOFError``, ``OSError``), a missing array (``KeyError``) or a
+    field of the wrong shape or type (``ValueError``, ``TypeError``).
+    """
     try:
         with np.load(path) as npz:
             image = npz["image"]
@@ -87,5 +92,5 @@ def load_volume(path: Path, name: str) -> Volume | None:
                 resampled_affine=npz["resampled_affine"],
                 resampled_shape=tuple(int(v) for v in npz["resampled_shape"]),  # type: ignore[arg-type]
             )
-    except (OSError, KeyError, ValueError, EOFError):
+    except Exception:  # noqa: BLE001 - any damage (BadZipFile, OSError, bad fields) means rebuild
         return None

@@ -9,13 +9,18 @@ Accepted layouts (first match wins):
 3. **Flat** — ``NAME_image.nii.gz`` with optional ``NAME_label.nii.gz`` side by side.
 
 Names are case identifiers without the ``_0000`` channel suffix, sorted. Discovery only looks at
-file names and JSON; voxel checks happen in :func:`attndilute.data.nifti.load_nifti`.
+file names and JSON (and refuses a NIfTI-named entry that is a broken symbolic link, a link loop
+or unreadable, rather than skipping it); voxel checks happen in
+:func:`attndilute.data.nifti.load_nifti`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +60,9 @@ def discover(root: str | Path, *, require_labels: bool = False, split: str = "al
 
     Raises:
         AttnDiluteError: missing or empty folder, unknown split, duplicate names, a label file
-            without an image, a listed file that does not exist, missing labels when required.
+            without an image, a listed file that does not exist, missing labels when required,
+            or a ``.nii``/``.nii.gz`` entry (or ``dataset.json``) that is a broken symbolic
+            link, a link loop or unreadable.
     """
     root = Path(root).expanduser()
     if split not in SPLITS:
@@ -120,8 +127,43 @@ def _rel(path: Path, root: Path) -> str:
 
 def _nii_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
+        if folder.is_symlink():  # a link to nothing, or a loop
+            _check_entry(folder)
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and _NII.match(p.name))
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise AttnDiluteError(
+            f"cannot list the folder ({err.strerror or type(err).__name__})",
+            path=folder,
+            hint="check its permissions",
+        ) from None
+    return [p for p in entries if _NII.match(p.name) and _check_entry(p)]
+
+
+def _check_entry(path: Path) -> bool:
+    """True for a readable file (links followed), False for a folder or other non-file.
+
+    Raises AttnDiluteError for a broken symbolic link, a link loop, or a file that cannot be
+    read, instead of skipping it: a case that silently drops out changes every cohort figure.
+    """
+    try:
+        st = path.stat()  # follows links
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            problem = "symbolic link loop (the link points back to itself)"
+        elif path.is_symlink():
+            problem = "broken symbolic link (its target does not exist)"
+        else:
+            problem = f"cannot be read ({err.strerror or type(err).__name__})"
+        raise AttnDiluteError(problem, path=path, hint="remove it or point it at the real file") from None
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if not os.access(path, os.R_OK):
+        raise AttnDiluteError(
+            "file cannot be read (permission denied)", path=path, hint="check its permissions"
+        )
+    return True
 
 
 # --- nnU-Net raw -------------------------------------------------------------------------------
@@ -157,7 +199,7 @@ def _nnunet_pairs(root: Path, split: str) -> list[tuple[str, Path, Path | None]]
 
 def _read_msd(root: Path) -> dict | None:
     path = root / "dataset.json"
-    if not path.is_file():
+    if not (path.is_symlink() or path.exists()) or not _check_entry(path):
         return None
     try:
         meta = json.loads(path.read_text())
@@ -191,9 +233,11 @@ def _msd_pairs(root: Path, meta: dict, split: str) -> list[tuple[str, Path, Path
 
 
 def _listed(root: Path, rel: str) -> Path:
-    path = (root / rel).resolve()
-    if not path.is_file():
-        raise AttnDiluteError("file listed in dataset.json does not exist", path=root / rel)
+    path = root / rel
+    if not (path.is_symlink() or path.exists()):
+        raise AttnDiluteError("file listed in dataset.json does not exist", path=path)
+    if not _check_entry(path):
+        raise AttnDiluteError("entry listed in dataset.json is not a file", path=path)
     return root / Path(rel)
 
 

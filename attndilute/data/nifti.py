@@ -1,12 +1,18 @@
 """Validated NIfTI reading: every volume the project touches goes through :func:`load_nifti`.
 
-A file a user hands us can be unreadable, truncated, 2D, 4D, or carry NaN/Inf voxels; each of
-these becomes one :class:`~attndilute.errors.AttnDiluteError` line that names the file. Label
-files are checked further by :func:`check_label` (binary values, same grid as the image).
+A file a user hands us can be unreadable, truncated, 2D, 4D, carry NaN/Inf voxels, an
+implausible voxel spacing, or claim more voxels than fit the memory budget; each of these
+becomes one :class:`~attndilute.errors.AttnDiluteError` line that names the file. Label files
+are checked further by :func:`check_label` (binary values, same grid as the image); predicted
+masks by :func:`check_binary`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +21,13 @@ from attndilute.errors import AttnDiluteError
 
 #: Affines of an image and its label may differ by this much (mm) and still be one grid.
 AFFINE_ATOL = 1e-3
+#: Plausible voxel spacing (mm) along each axis, inclusive; anything else is a broken header.
+SPACING_RANGE_MM = (0.01, 100.0)
+#: Environment variable holding the memory budget of one volume, in GiB.
+MAX_GIB_ENV = "ATTNDILUTE_MAX_GIB"
+#: Default memory budget of one volume (source voxels as read, or the resampled grid), in GiB.
+DEFAULT_MAX_GIB = 4.0
+_GIB = float(1 << 30)
 
 
 def _open(path: Path):
@@ -23,6 +36,11 @@ def _open(path: Path):
     path = Path(path)
     if not path.is_file():
         raise AttnDiluteError("file not found", path=path)
+    # nibabel "fixes" some headers on load (a zero pixdim becomes 1) and logs a line on stderr;
+    # silence it: _check_pixdim below refuses those headers with our own one-line message.
+    nib_logger = logging.getLogger("nibabel.global")
+    level = nib_logger.level
+    nib_logger.setLevel(logging.CRITICAL + 10)
     try:
         img = nib.load(str(path))
     except Exception as err:  # nibabel raises many types for non-NIfTI or damaged headers
@@ -31,6 +49,8 @@ def _open(path: Path):
             path=path,
             hint="re-export it as .nii or .nii.gz",
         ) from None
+    finally:
+        nib_logger.setLevel(level)
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise AttnDiluteError(f"not a NIfTI image ({type(img).__name__})", path=path)
     return img
@@ -75,10 +95,112 @@ def read_header(path: str | Path) -> tuple[tuple[int, int, int], np.ndarray]:
 
 
 def _affine(img, path: Path) -> np.ndarray:
+    _check_pixdim(img, path)
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise AttnDiluteError("the header's affine is singular or not finite", path=path)
+        raise AttnDiluteError(
+            "the header's affine is singular or not finite",
+            path=path,
+            hint="fix the voxel spacing and orientation in the header (pixdim, qform/sform)",
+        )
+    check_spacing(spacing_of(affine), path)
     return affine
+
+
+def _check_pixdim(img, path: Path) -> None:
+    """Refuse a zero, negative or non-finite pixdim where the affine is built from it.
+
+    Without an sform (``sform_code`` 0) nibabel builds the affine from ``pixdim``, after
+    silently replacing a zero by 1 mm and a negative value by its absolute value; the header as
+    stored is read again here so that such a file is refused instead of read at a made-up
+    spacing. With an sform, ``pixdim`` does not enter the affine and is not checked.
+    """
+    header = img.header
+    if int(header["sform_code"]) != 0:
+        return
+    try:
+        with img.file_map["image"].get_prepare_fileobj(mode="rb") as handle:
+            raw = type(header).from_fileobj(handle, check=False)
+    except Exception:  # unreadable again: the voxel read reports it
+        return
+    pixdim = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim <= 0):
+        shown = ", ".join(f"{v:g}" for v in pixdim)
+        raise AttnDiluteError(
+            f"header voxel spacing (pixdim) is ({shown}) mm; each must be a finite number > 0",
+            path=path,
+            hint="write the real voxel size into the header (pixdim or an sform) and save it again",
+        )
+
+
+def check_spacing(spacing: Sequence[float], path: str | Path | None = None) -> None:
+    """Raise AttnDiluteError unless every spacing is finite and within :data:`SPACING_RANGE_MM`.
+
+    Args:
+        spacing: voxel size in mm along each array axis.
+        path: the file, for the message.
+    """
+    lo, hi = SPACING_RANGE_MM
+    values = [float(v) for v in spacing]
+    slack = 1e-5  # headers store float32: 0.01 reads back as 0.0099999998
+    if all(math.isfinite(v) and lo * (1 - slack) <= v <= hi * (1 + slack) for v in values):
+        return
+    shown = ", ".join(f"{v:.4g}" for v in values)
+    raise AttnDiluteError(
+        f"implausible voxel spacing ({shown}) mm; each axis must lie in {lo:g}-{hi:g} mm",
+        path=path,
+        hint="fix the voxel size in the header (pixdim, qform/sform) and save it again",
+    )
+
+
+def memory_budget_bytes() -> float:
+    """Largest size (bytes) of one volume in memory: ``$ATTNDILUTE_MAX_GIB`` GiB, default 4 GiB."""
+    text = os.environ.get(MAX_GIB_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_GIB * _GIB
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = math.nan
+    if not math.isfinite(gib) or gib <= 0:
+        raise AttnDiluteError(
+            f"{MAX_GIB_ENV}={text!r} is not a positive number of GiB",
+            hint=f"unset it (default {DEFAULT_MAX_GIB:g} GiB) or set e.g. {MAX_GIB_ENV}=16",
+        )
+    return gib * _GIB
+
+
+def check_memory(
+    shape: Sequence[int], itemsize: int, path: str | Path | None = None, *, what: str = "image"
+) -> None:
+    """Refuse, before allocating it, an array of ``shape`` larger than :func:`memory_budget_bytes`.
+
+    Args:
+        shape: the array's shape.
+        itemsize: bytes per voxel.
+        path: the file, for the message.
+        what: what the array is, for the message (e.g. ``"image"``, ``"image resampled to 1 mm"``).
+    """
+    size = float(np.prod([float(s) for s in shape])) * int(itemsize)
+    budget = memory_budget_bytes()
+    if size <= budget:
+        return
+    raise AttnDiluteError(
+        f"{what} of shape {tuple(int(s) for s in shape)} would take {size / _GIB:.3g} GiB in memory, "
+        f"over the budget of {budget / _GIB:g} GiB",
+        path=path,
+        hint=f"check the header's shape and spacing, or raise the budget with {MAX_GIB_ENV}",
+    )
+
+
+def _read_itemsize(img) -> int:
+    """Bytes per voxel of the array nibabel returns: the stored type, float64 when scaled."""
+    itemsize = int(img.get_data_dtype().itemsize)
+    proxy = img.dataobj
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    if (slope, inter) != (1.0, 0.0):
+        itemsize = max(itemsize, 8)
+    return itemsize
 
 
 def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
@@ -93,12 +215,15 @@ def load_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[float, f
         voxel spacing in mm.
 
     Raises:
-        AttnDiluteError: unreadable or truncated file, 2D or 4D image, NaN/Inf voxels.
+        AttnDiluteError: unreadable or truncated file, 2D or 4D image, a zero, non-finite or
+            implausible voxel spacing (:data:`SPACING_RANGE_MM`), more voxels than the memory
+            budget (:func:`memory_budget_bytes`, checked before reading), NaN/Inf voxels.
     """
     path = Path(path)
     img = _open(path)
     shape = _spatial_shape(img.shape, path)
     affine = _affine(img, path)
+    check_memory(shape, _read_itemsize(img), path)
     try:
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # truncated gzip: EOFError, zlib.error, OSError, ValueError
@@ -146,16 +271,26 @@ def check_label(
             f"label shape {tuple(label.shape)} differs from image shape {tuple(image_shape)}", path=path
         )
     check_same_grid(label_affine, image_affine, path)
-    values = np.unique(label)
+    return check_binary(label, path)
+
+
+def check_binary(mask: np.ndarray, path: str | Path, *, what: str = "label") -> np.ndarray:
+    """Raise AttnDiluteError unless every voxel is 0 or 1; return the mask as uint8.
+
+    Args:
+        mask: label or predicted mask voxels.
+        path: the file, for the message.
+        what: ``"label"`` or ``"prediction"``, for the message.
+    """
+    values = np.unique(mask)
     extra = values[(values != 0) & (values != 1)]
     if extra.size:
         shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if values.size > 8 else "")
+        hint = "merge the tumour classes into 1" if what == "label" else "write the mask with 0 and 1 only"
         raise AttnDiluteError(
-            f"label is not binary: values {{{shown}}}; expected 0 and 1",
-            path=path,
-            hint="merge the tumour classes into 1",
+            f"{what} is not binary: values {{{shown}}}; expected 0 and 1", path=path, hint=hint
         )
-    return label.astype(np.uint8, copy=False)
+    return mask.astype(np.uint8, copy=False)
 
 
 def check_same_grid(label_affine: np.ndarray, image_affine: np.ndarray, path: str | Path) -> None:

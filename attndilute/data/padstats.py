@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_files
 from attndilute.data.croppad import padding_fraction
 from attndilute.data.layouts import discover
 from attndilute.data.nifti import check_label, load_nifti, spacing_of
 from attndilute.data.preprocessing import resampled_geometry
+from attndilute.errors import AttnDiluteError
 
 
 def padding_table(
@@ -38,14 +40,17 @@ def padding_table(
         split: ``"train"``, ``"test"`` or ``"all"``.
         progress: optional callable wrapping an iterable (e.g. ``rich.progress.track``).
 
+    Raises:
+        AttnDiluteError: a crop that is not three positive whole numbers, a spacing that is not
+            three finite numbers > 0, or any discovery or NIfTI problem.
+
     Returns:
         Rows with ``case, extent, padding_fraction, padded_voxel_fraction``, source spacing and
         shape, and the resampled shape. ``padded_voxel_fraction`` is the share of the crop's
         voxels that are padding when all three axes are considered.
     """
-    crop = tuple(int(c) for c in crop)  # type: ignore[assignment]
-    if len(crop) != 3 or min(crop) < 1:
-        raise ValueError(f"crop must be three positive sizes, got {crop}")
+    crop = check_crop(crop)
+    spacing = _check_spacing_arg(spacing)
     cases = discover(data, split=split)
     rows = []
     for case in cases if progress is None else progress(cases):
@@ -75,6 +80,37 @@ def padding_table(
             }
         )
     return rows
+
+
+def check_crop(crop) -> tuple[int, int, int]:
+    """The crop as three ints; AttnDiluteError unless it is three positive whole numbers."""
+    values = tuple(crop) if isinstance(crop, list | tuple) else (crop,)
+    ok = len(values) == 3 and all(
+        isinstance(c, int | np.integer | float | np.floating)
+        and not isinstance(c, bool)
+        and math.isfinite(c)
+        and int(c) == c
+        and c >= 1
+        for c in values
+    )
+    if not ok:
+        raise AttnDiluteError(
+            f"crop must be three positive whole numbers of voxels, got {values}",
+            hint="pass e.g. --crop 128 128 64",
+        )
+    return tuple(int(c) for c in values)  # type: ignore[return-value]
+
+
+def _check_spacing_arg(spacing) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise AttnDiluteError(
+            f"spacing must be three finite numbers of mm > 0, got {spacing!r}", hint="e.g. (1.0, 1.0, 1.0)"
+        )
+    return values  # type: ignore[return-value]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -138,3 +174,43 @@ def plot_histogram(rows: list[dict], crop: tuple[int, int, int], path: str | Pat
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def run_padstats(
+    data: str | Path | None,
+    crop: tuple[int, int, int],
+    out: str | Path,
+    *,
+    split: str = "all",
+    plot: bool = False,
+    overwrite: bool = False,
+    progress=None,
+) -> list[dict]:
+    """``attndilute padstats``: Eq. 4 per case into ``out`` (CSV) and, with ``plot``, ``out.png``.
+
+    Both files are claimed (:func:`attndilute._io.claim_files`): an existing file is replaced only
+    if ``padstats`` wrote it, or with ``overwrite``; never inside the input cohort.
+
+    Args:
+        data: cohort folder; None: the embedded phantom.
+        crop: ``(X, Y, Z)``; Eq. 4 uses Z.
+        out: the CSV.
+        split: ``"all"``, ``"train"`` or ``"test"``.
+        plot: also write the extent histogram next to the CSV.
+        overwrite: replace existing files that ``padstats`` did not write.
+        progress: optional callable wrapping an iterable.
+
+    Returns:
+        the rows written.
+    """
+    from attndilute.data.phantom import resolve_data
+
+    root = resolve_data(data)
+    out = Path(out)
+    targets = [out, out.with_suffix(".png")] if plot else [out]
+    with claim_files(targets, "padstats", overwrite=overwrite, cohorts=[root]):
+        rows = padding_table(root, crop, split=split, progress=progress)
+        write_table(rows, out)
+        if plot:
+            plot_histogram(rows, crop, targets[1])
+    return rows

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_folder, remove
 from attndilute.data.anatomy import SUBTYPE_APPEARANCE, Acquisition, Anatomy, render
 from attndilute.errors import AttnDiluteError
 
@@ -168,15 +168,20 @@ def write_phantom(
     seed: int = DEFAULT_SEED,
     profile: str = "small",
     progress=None,
+    overwrite: bool = False,
 ) -> list[dict]:
-    """Generate a phantom cohort into ``out`` (written atomically: temp folder, then rename).
+    """Generate a phantom cohort into ``out`` (built in a temporary folder, then moved in).
 
     Args:
-        out: target folder; refused if it exists, is not empty and is not a phantom.
+        out: target folder, claimed for ``phantom`` (:func:`attndilute._io.claim_folder`): a
+            folder holding anything but an earlier phantom is refused unless ``overwrite``.
         n: number of cases (>= 2).
         seed: random seed; the same seed gives byte-identical files.
         profile: a key of :data:`PROFILES` (``"paper"`` or ``"small"``).
         progress: optional callable wrapping an iterable (e.g. ``rich.progress.track``).
+        overwrite: write into a folder that holds other files; only the cohort's own names
+            (``imagesTr``, ``labelsTr``, ``imagesTs``, ``labelsTs``, ``dataset.json``,
+            ``phantom.csv``) are replaced.
 
     Returns:
         The rows of ``phantom.csv``.
@@ -186,12 +191,15 @@ def write_phantom(
         raise AttnDiluteError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     if n < 2:
         raise AttnDiluteError(f"--n must be at least 2, got {n}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "phantom.csv").is_file())):
-        raise AttnDiluteError(
-            "output exists and is not a phantom cohort", path=out, hint="choose a new folder"
-        )
-    with atomic_path(out, is_dir=True) as tmp:
-        return _write_into(tmp, n, seed, PROFILES[profile], progress)
+    with claim_folder(out, "phantom", overwrite=overwrite) as claim:
+        with atomic_path(claim.path / ".cohort", is_dir=True) as tmp:
+            rows = _write_into(tmp, n, seed, PROFILES[profile], progress)
+        built = claim.path / ".cohort"
+        for entry in sorted(built.iterdir()):  # the cohort's own names replace an earlier phantom's
+            remove(claim.path / entry.name)
+            os.replace(entry, claim.path / entry.name)
+        built.rmdir()
+        return rows
 
 
 def _write_into(root: Path, n: int, seed: int, profile: Profile, progress) -> list[dict]:

@@ -16,8 +16,9 @@ import numpy as np
 
 from attndilute.data.cache import cache_key, default_cache_dir, load_volume, save_volume
 from attndilute.data.layouts import Case
-from attndilute.data.nifti import check_label, load_nifti
+from attndilute.data.nifti import check_label, check_memory, load_nifti, read_header
 from attndilute.data.volume import Volume
+from attndilute.errors import AttnDiluteError
 
 AXCODES = "RAS"
 #: Upper intensity percentile (seed §2.1); the lower bound is the volume minimum.
@@ -52,8 +53,6 @@ def check_preprocessing(meta: dict, source: str | Path | None = None) -> None:
     Raises:
         AttnDiluteError: the header's preprocessing differs from this version's.
     """
-    from attndilute.errors import AttnDiluteError
-
     stored = meta.get("preprocessing")
     if not stored:
         return
@@ -114,6 +113,12 @@ def preprocess(
     Returns:
         A Volume on the RAS grid at ``spacing``: image ``(X, Y, Z)`` float32 in [0, 1], label
         uint8 or None, ``real`` all True, ``extent`` = L (voxels along Z), padding fraction 0.
+
+    Raises:
+        AttnDiluteError: any :func:`~attndilute.data.nifti.load_nifti` or
+            :func:`~attndilute.data.nifti.check_label` problem, a resampled grid larger than the
+            memory budget (checked from the header, before any voxel is read), or a constant
+            image (nothing to scale to [0, 1]).
     """
     spacing = tuple(float(s) for s in spacing)  # type: ignore[assignment]
     if len(spacing) != 3 or min(spacing) <= 0:
@@ -131,12 +136,28 @@ def preprocess(
     return vol
 
 
+def check_not_constant(image: np.ndarray, path: str | Path) -> None:
+    """Refuse an image whose voxels all hold one value: intensity scaling would divide by zero."""
+    lo, hi = image.min(), image.max()
+    if lo == hi:
+        raise AttnDiluteError(
+            f"image is constant (value {float(lo):g}); there is nothing to scale to [0, 1]",
+            path=path,
+            hint="check that the file holds the scan and not an empty or placeholder volume",
+        )
+
+
 def _compute(case: Case, spacing: tuple[float, float, float]) -> Volume:
     import torch
     from monai.data import MetaTensor
     from monai.transforms import ScaleIntensityRangePercentilesd
 
+    shape, affine = read_header(case.image)
+    resampled, _ = resampled_geometry(shape, affine, spacing)
+    spacing_text = "x".join(f"{v:g}" for v in spacing)
+    check_memory(resampled, 4, case.image, what=f"image resampled to {spacing_text} mm")  # float32
     image, affine, _ = load_nifti(case.image)
+    check_not_constant(image, case.image)
     data = {
         "image": MetaTensor(torch.from_numpy(image.astype(np.float32))[None], affine=torch.as_tensor(affine))
     }

@@ -39,22 +39,36 @@ FEATURES = (
 K_RANGE = (2, 3, 4, 5)
 
 
-def tumour_features(vol: Volume) -> dict[str, float]:
+def tumour_features(vol: Volume, *, path: str | Path | None = None) -> dict[str, float]:
     """The seven appearance features of one preprocessed, uncropped volume.
 
     Args:
         vol: a Volume with a non-empty label.
+        path: the case's image file, for messages.
 
     Returns:
         A dict keyed by :data:`FEATURES`.
+
+    Raises:
+        AttnDiluteError: an empty label, no varying non-zero background outside the label, or a
+            feature that is not finite.
     """
     from scipy import ndimage
 
     if vol.label is None or not vol.label.any():
-        raise AttnDiluteError(f"case {vol.name}: the tumour label is empty", hint="subtypes need a tumour")
+        raise AttnDiluteError(
+            f"case {vol.name}: the tumour label is empty", path=path, hint="subtypes need a tumour"
+        )
     image, tumour = vol.image, vol.label.astype(bool)  # (X, Y, Z)
     t_vals = image[tumour]
     background = image[vol.real & ~tumour & (image > 0)]
+    if background.size < 2 or float(background.std()) == 0.0:
+        raise AttnDiluteError(
+            f"case {vol.name}: the image has no varying non-zero intensity outside the tumour label "
+            f"({background.size} voxel(s)), so contrast and CNR are undefined",
+            path=path,
+            hint="check that the image holds the scan and the label only the tumour",
+        )
     t_mean, b_mean, b_sd = float(t_vals.mean()), float(background.mean()), float(background.std())
     # work in the tumour's bounding box (plus a margin) for the morphology and gradients
     lo = np.maximum(np.argwhere(tumour).min(axis=0) - 4, 0)
@@ -64,7 +78,7 @@ def tumour_features(vol: Volume) -> dict[str, float]:
     band = ndimage.binary_dilation(sub_mask, iterations=1) & ~ndimage.binary_erosion(sub_mask, iterations=2)
     grads = np.gradient(sub_img, *vol.spacing)  # 3 x (x, y, z), per mm
     magnitude = np.sqrt(sum(g * g for g in grads))
-    return {
+    feats = {
         "tumor_mean": t_mean,
         "tumor_sd": float(t_vals.std()),
         "background_mean": b_mean,
@@ -73,6 +87,14 @@ def tumour_features(vol: Volume) -> dict[str, float]:
         "boundary_gradient": float(magnitude[band].mean()),
         "tumor_volume_mm3": float(tumour.sum() * np.prod(vol.spacing)),
     }
+    bad = [k for k, v in feats.items() if not np.isfinite(v)]
+    if bad:  # e.g. a one-voxel label (no boundary band) or a zero background mean
+        raise AttnDiluteError(
+            f"case {vol.name}: feature(s) {', '.join(bad)} are not finite",
+            path=path,
+            hint="check the image and its tumour label",
+        )
+    return feats
 
 
 @dataclass(frozen=True)
@@ -208,7 +230,7 @@ def cohort_features(
     cases = discover(data, require_labels=True)
     names, rows = [], []
     for case in cases if progress is None else progress(cases):
-        feats = tumour_features(preprocess(case, spacing=spacing, cache_dir=cache_dir))
+        feats = tumour_features(preprocess(case, spacing=spacing, cache_dir=cache_dir), path=case.image)
         names.append(case.name)
         rows.append([feats[f] for f in FEATURES])
     return names, np.asarray(rows, dtype=float).reshape(len(rows), len(FEATURES))

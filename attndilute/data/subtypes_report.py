@@ -1,6 +1,6 @@
 """``attndilute subtypes``: features, cluster scores, the fitted model and the Fig. 5 scatter.
 
-Writes into the output folder (atomically, as one folder):
+Writes into the output folder (claimed for ``subtypes``; each file atomically):
 
 - ``features.csv``: ``case, cohort, <seven features>, subtype`` (cohort ``fit`` or ``apply``);
 - ``scores.csv``: ``k, silhouette, calinski_harabasz, davies_bouldin`` on the fit cohort;
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_folder
 from attndilute.data.subtypes import FEATURES, K_RANGE, cluster_scores, cohort_features, fit_subtypes
 
 COLOURS = {"B": "#1f77b4", "D": "#ff7f0e"}
@@ -33,21 +33,31 @@ def run_subtypes(
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
     cache_dir: str | Path | None = None,
     progress=None,
+    overwrite: bool = False,
 ) -> dict:
     """Fit subtypes on ``fit_on`` (default: ``data`` itself), assign ``data``, write the outputs.
 
     Args:
         data: the cohort to label (labels required).
-        out: output folder.
+        out: output folder, claimed for ``subtypes`` (:func:`attndilute._io.claim_folder`).
         fit_on: the cohort the scaler and centroids are fitted on (seed Appendix A: training).
         k: number of clusters for the assignment.
         spacing: preprocessing spacing (mm).
         cache_dir: preprocessing cache.
         progress: optional callable wrapping an iterable.
+        overwrite: write into a folder that holds other files (only this command's files are replaced).
 
     Returns:
         ``{"counts": {cohort: {subtype: n}}, "scores": [...], "out": Path}``.
     """
+    inputs = [data] if fit_on is None else [data, fit_on]
+    with claim_folder(out, "subtypes", overwrite=overwrite, cohorts=inputs) as claim:
+        return _fit_and_write(data, claim.path, fit_on=fit_on, k=k, spacing=spacing, cache_dir=cache_dir,
+                              progress=progress)
+
+
+def _fit_and_write(data, out: Path, *, fit_on, k, spacing, cache_dir, progress) -> dict:
+    """Features of each cohort, the k-means fit and the written files (see :func:`run_subtypes`)."""
     cohorts = {}
     if fit_on is not None:
         cohorts["fit"] = cohort_features(fit_on, spacing=spacing, cache_dir=cache_dir, progress=progress)
@@ -68,13 +78,12 @@ def run_subtypes(
                     "subtype": subtype,
                 }
             )
-    out = Path(out).expanduser()
-    with atomic_path(out, is_dir=True) as tmp:
-        _write_csv(tmp / "features.csv", rows)
-        _write_csv(tmp / "scores.csv", scores)
-        (tmp / "model.json").write_text(model.to_json() + "\n")
-        plot_fig5_png(rows, tmp / "fig5.png")
-        plot_fig5_html(rows, tmp / "fig5.html")
+    _write_csv(out / "features.csv", rows)
+    _write_csv(out / "scores.csv", scores)
+    with atomic_path(out / "model.json") as tmp:
+        tmp.write_text(model.to_json() + "\n")
+    plot_fig5_png(rows, out / "fig5.png")
+    plot_fig5_html(rows, out / "fig5.html")
     counts: dict[str, dict[str, int]] = {}
     for row in rows:
         counts.setdefault(row["cohort"], {}).setdefault(row["subtype"], 0)
@@ -87,7 +96,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["k"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.write_text(buffer.getvalue())
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
 
 
 def _colour(name: str) -> str:
@@ -130,7 +140,8 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
             textprops={"fontsize": 7},
         )
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
 
@@ -182,4 +193,5 @@ def plot_fig5_html(rows: list[dict], path: Path) -> None:
         fig.update_xaxes(title_text="boundary gradient (per mm)", row=1, col=col)
         fig.update_yaxes(title_text="contrast", row=1, col=col)
     fig.update_layout(title="Appearance subtypes (seed Fig. 5)", height=620, width=520 * len(panels))
-    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    with atomic_path(path) as tmp:
+        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)

@@ -7,6 +7,8 @@ resampled: a prediction on a different grid is an error, not something to fix si
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +72,15 @@ def score_case(name: str, pred_path: Path, label_path: Path, *, tolerance_mm: fl
         tolerance_mm: sDSC tolerance.
 
     Raises:
-        AttnDiluteError: unreadable file, or a prediction whose shape or affine differs from
-            the label's.
+        AttnDiluteError: unreadable file, a label or prediction with values other than 0 and 1,
+            a prediction whose shape or affine differs from the label's, or a tolerance that is
+            not a finite number > 0.
     """
     from attndilute import metrics
     from attndilute.data import load_nifti
+    from attndilute.data.nifti import check_binary
 
+    check_tolerance(tolerance_mm)
     ref, ref_affine, spacing = load_nifti(label_path)  # ref (X, Y, Z)
     pred, pred_affine, _ = load_nifti(pred_path)  # pred (X, Y, Z)
     if pred.shape != ref.shape:
@@ -91,6 +96,8 @@ def score_case(name: str, pred_path: Path, label_path: Path, *, tolerance_mm: fl
             path=pred_path,
             hint="predictions must be written in the label's source geometry",
         )
+    check_binary(ref, label_path, what="label")
+    check_binary(pred, pred_path, what="prediction")
     ref, pred = ref != 0, pred != 0
     voxel_mm3 = float(abs(np.linalg.det(ref_affine[:3, :3])))
     d = metrics.dice(pred, ref)
@@ -121,10 +128,12 @@ def evaluate_cases(
         progress: called with each case name after it is scored.
 
     Raises:
-        AttnDiluteError: a case without a label, missing predictions (all named), or a bad file.
+        AttnDiluteError: a tolerance that is not a finite number > 0, a case without a label,
+            missing predictions (all named), or a bad file.
     """
     import pandas as pd
 
+    check_tolerance(tolerance_mm)
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise AttnDiluteError("predictions folder does not exist", path=pred_dir)
@@ -147,6 +156,20 @@ def evaluate_cases(
     return pd.DataFrame([vars(r) for r in rows], columns=list(EVAL_COLUMNS))
 
 
+def check_tolerance(tolerance_mm: float) -> float:
+    """The sDSC tolerance as a float; AttnDiluteError unless it is a finite number of mm > 0."""
+    try:
+        value = float(tolerance_mm)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise AttnDiluteError(
+            f"sDSC tolerance must be a finite number of mm > 0, got {tolerance_mm!r}",
+            hint="pass e.g. --tolerance 2 (the seed's 2 mm)",
+        )
+    return value
+
+
 def _names(names: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
@@ -163,6 +186,7 @@ def evaluate(
     subtypes: str | Path | None = None,
     tolerance_mm: float = 2.0,
     progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """``attndilute evaluate``: per-case metrics of a predictions folder, with optional joins.
 
@@ -170,27 +194,35 @@ def evaluate(
         pred_dir: folder of ``NAME.nii.gz`` predicted masks.
         data: data folder with reference labels (nnU-Net raw, MSD or flat); None = the default
             phantom cohort.
-        out: CSV to write (atomically); None writes nothing.
+        out: CSV to write (atomically; claimed with :func:`attndilute._io.claim_files`, so an
+            existing file is replaced only if ``evaluate`` wrote it, or with ``overwrite``);
+            None writes nothing.
         split: ``train``, ``test`` or ``all`` cases of ``data``.
         padstats: padstats CSV to join (``padding_fraction``, ``extent``).
         adi: ADI stage CSV to join (``adi_s0 .. adi_sK``, ``adi_deepest``).
         subtypes: subtypes CSV to join (``subtype``).
         tolerance_mm: sDSC tolerance.
         progress: called with each case name after it is scored.
+        overwrite: replace an existing ``out`` that ``evaluate`` did not write (never an input).
 
     Returns:
         The per-case table: :data:`EVAL_COLUMNS` then the joined columns.
     """
-    from attndilute._io import atomic_path
+    from attndilute._io import atomic_path, claim_files
     from attndilute.data import discover, resolve_data
     from attndilute.evaluation.joins import join_tables
 
-    cases = discover(resolve_data(data), require_labels=True, split=split)
-    table = evaluate_cases(cases, pred_dir, tolerance_mm=tolerance_mm, progress=progress)
-    table = join_tables(table, padstats=padstats, adi=adi, subtypes=subtypes)
-    if out is not None:
-        with atomic_path(out) as tmp:
-            table.to_csv(tmp, index=False)
+    root = resolve_data(data)
+    inputs = [p for p in (pred_dir, padstats, adi, subtypes) if p is not None]
+    claim = (claim_files([out], "evaluate", overwrite=overwrite, cohorts=[root], files=inputs)
+             if out is not None else contextlib.nullcontext())
+    with claim:
+        cases = discover(root, require_labels=True, split=split)
+        table = evaluate_cases(cases, pred_dir, tolerance_mm=tolerance_mm, progress=progress)
+        table = join_tables(table, padstats=padstats, adi=adi, subtypes=subtypes)
+        if out is not None:
+            with atomic_path(out) as tmp:
+                table.to_csv(tmp, index=False)
     return table
 
 

@@ -11,6 +11,7 @@ Cases are matched by name, never by row order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -191,6 +192,11 @@ def read_eval_csvs(
     Args:
         paths: ``evaluate`` CSVs, one per configuration.
         names: configuration names, one per path.
+
+    Raises:
+        AttnDiluteError: a missing or unreadable file, names that do not match the files, or a
+            metric value that is not a number, out of range, or (``detected``) not a boolean;
+            the message names the file, the column and the first bad line.
     """
     import pandas as pd
 
@@ -206,10 +212,61 @@ def read_eval_csvs(
         if not path.is_file():
             raise AttnDiluteError("file not found", path=path)
         try:
-            out[name] = pd.read_csv(path)
+            frame = pd.read_csv(path)
         except Exception as err:  # empty or malformed CSV
             raise AttnDiluteError(f"not a readable CSV ({type(err).__name__})", path=path) from None
+        _check_metric_values(frame, path)
+        out[name] = frame
     return out
+
+
+#: Range of each metric column a per-case CSV may hold (NaN allowed: both masks empty, or an
+#: empty reference for VR; :func:`compare` refuses NaN where a case counts as detected).
+METRIC_RANGES = {"dice": (0.0, 1.0), "sdsc": (0.0, 1.0), "vr": (0.0, math.inf)}
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+
+def _check_metric_values(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse a non-numeric or out-of-range metric, or a non-boolean ``detected``, naming the row.
+
+    ``dice`` and ``sdsc`` must lie in [0, 1] and ``vr`` in [0, inf) (finite), each or be empty/NaN;
+    ``detected`` must be true/false (or 1/0). Rows are reported as the CSV's line number (the
+    header is line 1) and the case name. Columns that are absent are left to :func:`compare`.
+    """
+    import pandas as pd
+
+    def fail(column: str, row: int, problem: str, hint: str):
+        case = f" (case {frame['case'].iloc[row]!r})" if "case" in frame.columns else ""
+        raise AttnDiluteError(
+            f"column `{column}`, line {row + 2}{case}: {problem}", path=path, hint=hint
+        )
+
+    for column, (lo, hi) in METRIC_RANGES.items():
+        if column not in frame.columns:
+            continue
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        present = ~raw.isna().to_numpy()
+        not_number = np.flatnonzero(present & np.isnan(values))
+        if not_number.size:
+            row = int(not_number[0])
+            fail(column, row, f"{raw.iloc[row]!r} is not a number", "write numbers, or leave the cell empty")
+        in_range = (values >= lo) & (values <= hi) & np.isfinite(values)
+        out_of_range = np.flatnonzero(~np.isnan(values) & ~in_range)
+        if out_of_range.size:
+            row = int(out_of_range[0])
+            bounds = f"[{lo:g}, {hi:g}]" if math.isfinite(hi) else f">= {lo:g} and finite"
+            fail(column, row, f"{values[row]:g} is out of range (expected {bounds})",
+                 "use the CSV that `attndilute evaluate` wrote")  # fmt: skip
+    if "detected" in frame.columns:
+        raw = frame["detected"]
+        if raw.dtype != bool:
+            text = raw.astype(str).str.strip().str.lower()
+            bad = np.flatnonzero(~text.isin(list(_BOOL_TEXT)).to_numpy())
+            if bad.size:
+                row = int(bad[0])
+                shown = "empty" if raw.isna().iloc[row] else repr(raw.iloc[row])
+                fail("detected", row, f"{shown} is not a boolean", "write true/false (or 1/0)")
 
 
 def pairwise_tests_path(out: str | Path) -> Path:
@@ -224,6 +281,7 @@ def compare_files(
     *,
     out: str | Path | None = None,
     confidence: float = 0.95,
+    overwrite: bool = False,
 ) -> Comparison:
     """``attndilute compare``: :func:`compare` on CSV files; write ``T.csv`` and ``T_tests.csv``.
 
@@ -231,14 +289,19 @@ def compare_files(
         paths: per-case CSVs (``attndilute evaluate``), one per configuration.
         names: configuration names; default the file stems.
         out: the table CSV; the tests go to :func:`pairwise_tests_path` of it. None writes nothing.
+            Both are claimed (:func:`attndilute._io.claim_files`): an existing file is replaced
+            only if ``compare`` wrote it, or with ``overwrite``, and never when it is an input.
         confidence: level of the Wilson interval.
+        overwrite: replace existing outputs that ``compare`` did not write.
     """
-    from attndilute._io import atomic_path
+    from attndilute._io import atomic_path, claim_files
 
-    result = compare(read_eval_csvs(paths, names), confidence=confidence)
-    if out is not None:
-        with atomic_path(out) as tmp:
-            result.table.to_csv(tmp, index=False)
-        with atomic_path(pairwise_tests_path(out)) as tmp:
-            result.tests.to_csv(tmp, index=False)
+    if out is None:
+        return compare(read_eval_csvs(paths, names), confidence=confidence)
+    targets = [Path(out), pairwise_tests_path(out)]
+    with claim_files(targets, "compare", overwrite=overwrite, files=list(paths)):
+        result = compare(read_eval_csvs(paths, names), confidence=confidence)
+        for frame, target in zip((result.table, result.tests), targets, strict=True):
+            with atomic_path(target) as tmp:
+                frame.to_csv(tmp, index=False)
     return result

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute._io import atomic_path, claim_folder, remove
 from attndilute.errors import AttnDiluteError
 from attndilute.evaluation.compare import MISSED_SDSC
 
@@ -175,34 +176,42 @@ def read_eval_csv(path: str | Path) -> pd.DataFrame:
 
 
 def correlate_file(
-    eval_csv: str | Path, out: str | Path | None = None, *, penalize: bool = True
+    eval_csv: str | Path, out: str | Path | None = None, *, penalize: bool = True, overwrite: bool = False
 ) -> tuple[Correlations, Path]:
     """``attndilute correlate``: :func:`correlate` on a CSV; write its tables and Fig. 4 E-F.
 
     Writes ``correlations.csv``, ``binned.csv``, ``subtypes.csv`` (with a subtype column),
-    ``fig4_ef.png`` and ``fig4_ef.html`` (when pf or ADI is present) into ``out``, atomically.
+    ``fig4_ef.png`` and ``fig4_ef.html`` (when pf or ADI is present) into ``out``, each atomically.
 
     Args:
         eval_csv: joined per-case CSV from ``attndilute evaluate``.
         out: output folder; default ``<eval_csv stem>_correlate`` next to the CSV.
         penalize: give missed cases sDSC = 0.1 (§2.8).
+        overwrite: write into a folder that holds other files (only this command's files are replaced);
+            the folder is claimed for ``correlate`` (:func:`attndilute._io.claim_folder`).
 
     Returns:
         The result and the folder written.
     """
-    from attndilute._io import atomic_path
     from attndilute.evaluation.figures import fig4_ef_html, fig4_ef_png
 
     eval_csv = Path(eval_csv)
     out = eval_csv.with_name(f"{eval_csv.stem}_correlate") if out is None else Path(out)
     result = correlate(read_eval_csv(eval_csv), penalize=penalize)
-    with atomic_path(out, is_dir=True) as tmp:
-        result.correlations.to_csv(tmp / "correlations.csv", index=False)
-        result.binned.to_csv(tmp / "binned.csv", index=False)
-        if result.subtypes is not None:
-            result.subtypes.to_csv(tmp / "subtypes.csv", index=False)
+    tables = {"correlations.csv": result.correlations, "binned.csv": result.binned,
+              "subtypes.csv": result.subtypes}
+    with claim_folder(out, "correlate", overwrite=overwrite, files=[eval_csv]) as claim:
+        for name, table in tables.items():
+            if table is not None:
+                with atomic_path(claim.path / name) as tmp:
+                    table.to_csv(tmp, index=False)
+            elif claim.earlier:  # an earlier run's table that this result does not have
+                remove(claim.path / name)
         if {"pf_bin", "adi_bin"} & set(result.binned.columns):
             title = f"sDSC by padding and dilution — {eval_csv.stem}"
-            fig4_ef_png(result.binned, tmp / "fig4_ef.png", title=title)
-            fig4_ef_html(result.binned, tmp / "fig4_ef.html", title=title)
+            fig4_ef_png(result.binned, claim.path / "fig4_ef.png", title=title)
+            fig4_ef_html(result.binned, claim.path / "fig4_ef.html", title=title)
+        elif claim.earlier:
+            for name in ("fig4_ef.png", "fig4_ef.html"):
+                remove(claim.path / name)
     return result, out

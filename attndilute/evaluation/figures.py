@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute._io import atomic_path
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -66,7 +68,8 @@ def fig4_ef_png(binned: pd.DataFrame, path: str | Path, *, title: str | None = N
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 def fig4_ef_html(binned: pd.DataFrame, path: str | Path, *, title: str | None = None) -> None:
@@ -91,4 +94,5 @@ def fig4_ef_html(binned: pd.DataFrame, path: str | Path, *, title: str | None = 
         fig.update_xaxes(title_text=xlabel, categoryorder="array", categoryarray=labels, row=1, col=col)
     fig.update_yaxes(title_text="sDSC at 2 mm", range=[-0.02, 1.02], row=1, col=1)
     fig.update_layout(title=title, template="plotly_white", height=460, width=520 * len(panels))
-    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    with atomic_path(path) as tmp:
+        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)

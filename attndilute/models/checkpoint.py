@@ -13,6 +13,7 @@ code runs.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 import struct
@@ -29,6 +30,22 @@ from attndilute._io import atomic_path
 from attndilute.errors import AttnDiluteError
 
 META_KEY = "attndilute"
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
+_MAX_HEADER = 100_000_000  # safetensors refuses larger headers
+_PICKLE_PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")  # the byte after PROTO (0x80)
+_TEXT_PROBE = 64  # bytes after the length that tell a cut safetensors header from a pickle
+# constructor arguments that fix tensor shapes, compared with the tensors before building
+_SIZE_KWARGS = (
+    "embed_dim",
+    "feature_size",
+    "in_channels",
+    "out_channels",
+    "patch_size",
+    "depths",
+    "num_heads",
+    "window_size",
+    "mlp_ratio",
+)
 _STATE_KEYS = ("state_dict", "student", "model")  # where foreign files keep their weights
 
 
@@ -81,7 +98,6 @@ def load(path: str | Path, *, family: str | None = None, strict: bool = True, **
         the model in eval mode, with ``model.attndilute_meta`` from the file.
     """
     from attndilute.models.importers import detect_family, infer_kwargs, map_keys
-    from attndilute.models.registry import build
 
     state, meta = read_checkpoint(path)
     overrides = {k: kwargs.pop(k) for k in ("crop", "spacing") if k in kwargs}
@@ -90,7 +106,8 @@ def load(path: str | Path, *, family: str | None = None, strict: bool = True, **
         fam, mapped, extra = meta["family"], state, {}
         if family is not None and family != fam:
             raise AttnDiluteError(f"checkpoint holds a {fam} model, not {family}", path=path)
-        ctor = {**_tuples(meta.get("kwargs", {})), **kwargs}
+        _check_sizes(_tuples(meta["kwargs"]), state, fam, path)
+        ctor = {**_tuples(meta["kwargs"]), **kwargs}
     else:
         fam = family or detected
         if fam not in ("smit", "swin_unetr"):
@@ -103,7 +120,7 @@ def load(path: str | Path, *, family: str | None = None, strict: bool = True, **
         mapped, ignored = map_keys(state, fam)
         ctor = {**infer_kwargs(mapped, fam), **kwargs}
         extra = {"imported_from": str(path), "ignored_keys": len(ignored)}
-    model = build(fam, **ctor)
+    model = _build(fam, ctor, path)
     result = apply_state(model, mapped)
     backbone_missing = [k for k in result.missing if k.startswith(model.backbone_prefix)]
     problems = (
@@ -119,6 +136,65 @@ def load(path: str | Path, *, family: str | None = None, strict: bool = True, **
         model.attndilute_meta["missing_keys"] = len(result.missing)
     model.attndilute_meta.update({k: tuple(v) for k, v in overrides.items()})
     return model.eval()
+
+
+def _check_sizes(
+    claimed: Mapping[str, Any], state: Mapping[str, torch.Tensor], family: str, path: Any
+) -> None:
+    """Refuse stored constructor sizes that the tensors contradict, before any model is allocated.
+
+    Metadata claiming, say, ``embed_dim=10**9`` next to 12-wide tensors would otherwise make
+    :func:`load` try to allocate the claimed model.
+    """
+    from attndilute.models.importers import infer_kwargs
+
+    read = infer_kwargs(state, family)
+    if "depths" in read:
+        read.setdefault("mlp_ratio", 4.0)  # infer_kwargs leaves the default out
+    for key in _SIZE_KWARGS:
+        if key in claimed and key in read and _differs(key, claimed[key], read[key]):
+            raise AttnDiluteError(
+                f"checkpoint metadata says {key}={_short(claimed[key])} but its tensors say {read[key]}",
+                path=path,
+                hint="the metadata does not describe these weights; re-save the model",
+            )
+
+
+def _differs(key: str, said: Any, found: Any) -> bool:
+    """Whether a stored size argument contradicts the one read from the tensors.
+
+    Values of different forms (a non-cubic window against a cubic one, a string) are left to
+    the constructor, which rejects what it cannot take.
+    """
+    said, found = _size(key, said), _size(key, found)
+    if type(said) is not type(found):
+        return False
+    return not math.isclose(said, found) if isinstance(said, float) else said != found
+
+
+def _size(key: str, value: Any) -> Any:
+    """A size argument in one comparable form (tuples, an isotropic triple as one int, floats)."""
+    if isinstance(value, list | tuple):
+        value = tuple(value)
+        if key in ("window_size", "patch_size") and len(set(value)) == 1:
+            return value[0]
+    if key == "mlp_ratio" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if abs(value) < 1e300 else math.inf
+    return value
+
+
+def _build(family: str, ctor: dict[str, Any], path: Any) -> nn.Module:
+    """``build(family, **ctor)`` with any failure (bad arguments, no memory) as one line naming the file."""
+    from attndilute.models.registry import build
+
+    try:
+        return build(family, **ctor)
+    except AttnDiluteError as err:
+        raise AttnDiluteError(f"cannot build the model the checkpoint describes: {err}", path=path) from None
+    except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as err:
+        raise AttnDiluteError(
+            f"cannot build the model the checkpoint describes ({_line(err)})", path=path
+        ) from None
 
 
 def load_weights(model: nn.Module, path: str | Path) -> tuple[int, list[str], list[str]]:
@@ -218,43 +294,146 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 
 def _sniff(path: Path) -> str:
+    """The format of ``path`` read from its structure, never its suffix or one byte.
+
+    Returns ``"safetensors"`` (an 8-byte little-endian length N with ``8 + N <= size`` and a JSON
+    object in bytes ``[8, 8 + N)``, checked first), ``"torch"`` (a zip archive, or a pickle stream
+    opening with protocol 2-5 that is not a safetensors file) or a phrase saying why it is neither.
+    A safetensors file cut inside its header is a one-line "truncated" error.
+    """
     size = path.stat().st_size
-    with path.open("rb") as fh:
-        head = fh.read(9)
     if size == 0:
         return "the file is empty"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # zip archive / pickle protocol >= 2
+    with path.open("rb") as fh:
+        head = fh.read(8 + _TEXT_PROBE)
+        if _is_safetensors(fh, head, size):
+            return "safetensors"
+    if head[:4] == _ZIP_MAGIC:
         return "torch"
-    if len(head) == 9 and head[8:9] == b"{":
-        (n,) = struct.unpack("<Q", head[:8])
-        if 8 + n > size:
-            raise AttnDiluteError("safetensors header is cut short: the file is truncated", path=path)
-        return "safetensors"
+    json_like = _starts_like_json_header(head)
+    if json_like and 8 + struct.unpack("<Q", head[:8])[0] > size:
+        raise AttnDiluteError("safetensors header is cut short: the file is truncated", path=path)
+    if head[:1] == b"\x80" and head[1:2] in _PICKLE_PROTOCOLS:
+        return "torch"
+    if json_like:
+        raise AttnDiluteError(
+            "safetensors header is not a JSON object (or over 100 MB): the file is corrupt", path=path
+        )
     return "unknown format"
 
 
+def _is_safetensors(fh: Any, head: bytes, size: int) -> bool:
+    """Whether the file open as ``fh`` (``head``: its first bytes) is structurally safetensors.
+
+    Strict: the header must fit in the file, start with ``{``, be UTF-8 JSON without NaN or
+    Infinity, and be an object.
+    """
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    if 8 + n > size or n > _MAX_HEADER:
+        return False
+    fh.seek(8)
+    raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(header, dict)
+
+
+def _starts_like_json_header(head: bytes) -> bool:
+    """Whether the bytes after the 8-byte length read as the start of JSON text (``{`` then text).
+
+    A pickle stream almost never has printable text there, so this tells a cut safetensors file
+    from a pickle whose first byte happens to be ``{`` at offset 8.
+    """
+    text = head[8:]
+    if text[:1] != b"{":
+        return False
+    decoded = text.decode("utf-8", errors="replace").rstrip("\ufffd")  # the probe may cut a character
+    return all((c.isprintable() and c != "\ufffd") or c in "\t\r\n" for c in decoded)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    from safetensors import SafetensorError, safe_open
+    """Tensors and checked attndilute metadata of a safetensors file; any failure is one line."""
+    from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             header = (fh.metadata() or {}).get(META_KEY)
             state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 (SafetensorError and whatever else the reader raises)
         raise AttnDiluteError(
             f"cannot read safetensors file, truncated or corrupt ({_line(err)})", path=path
         ) from None
+    if header is None:
+        return state, None
     try:
-        meta = json.loads(header) if header else None
-    except json.JSONDecodeError as err:
-        raise AttnDiluteError(f"checkpoint metadata is not valid JSON ({err})", path=path) from None
-    return state, meta
+        meta = json.loads(header, parse_constant=_reject_constant)
+    except ValueError as err:
+        raise AttnDiluteError(f"checkpoint metadata is not valid JSON ({_line(err)})", path=path) from None
+    return state, _check_meta(meta, path)
+
+
+def _check_meta(meta: Any, path: str | Path) -> dict[str, Any]:
+    """Check the ``attndilute`` metadata of a checkpoint against its schema and return it.
+
+    Schema: a JSON object with ``family`` (a registered family), ``kwargs`` (an object of
+    constructor arguments), optional ``crop`` (3 positive ints) and optional ``spacing``
+    (3 finite positive numbers); other entries are free.
+
+    Raises:
+        AttnDiluteError: one line naming the file and the first violation.
+    """
+    from attndilute.models.registry import family_class
+
+    def bad(what: str, hint: str | None = None) -> AttnDiluteError:
+        return AttnDiluteError(f"checkpoint metadata {what}", path=path, hint=hint)
+
+    if not isinstance(meta, dict):
+        raise bad(f"is not a JSON object (a {type(meta).__name__})")
+    if "family" not in meta:
+        raise bad("has no 'family'")
+    if not isinstance(meta["family"], str):
+        raise bad(f"has a family that is not a name ({_short(meta['family'])})")
+    try:
+        family_class(meta["family"])
+    except AttnDiluteError as err:
+        raise bad(f"names an unknown model family {meta['family']!r}", hint=err.hint) from None
+    if not isinstance(meta.get("kwargs"), dict):
+        raise bad(f"kwargs must be an object of constructor arguments, not {_short(meta.get('kwargs'))}")
+    if "crop" in meta and not _triple(meta["crop"], int):
+        raise bad(f"crop must be 3 positive integers, not {_short(meta['crop'])}")
+    if "spacing" in meta and not _triple(meta["spacing"], (int, float)):
+        raise bad(f"spacing must be 3 finite positive numbers, not {_short(meta['spacing'])}")
+    return meta
+
+
+def _triple(value: Any, kind: type | tuple[type, ...]) -> bool:
+    """Whether ``value`` is a list of 3 finite positive numbers of ``kind`` (bools excluded)."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and all(isinstance(v, kind) and not isinstance(v, bool) and 0 < v < math.inf for v in value)
+    )
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """A one-line repr of ``value``, cut to ``width`` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
     try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+        # an open file, not the path: recent torch hands any "*.safetensors" path to safetensors
+        with torch.serialization.safe_globals(_numpy_globals()), path.open("rb") as fh:
+            raw = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         what = f"it would call {found.group(1)}" if found else _line(err).split(". ")[0]
@@ -276,7 +455,7 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | N
             hint=f"expected a state dict or one under {_STATE_KEYS}",
         )
     meta = raw.get("attndilute_meta") if isinstance(raw, dict) else None
-    return state, meta if isinstance(meta, dict) and "family" in meta else None
+    return state, None if meta is None else _check_meta(meta, path)
 
 
 def _find_state(raw: Any, depth: int = 0) -> dict[str, torch.Tensor] | None:

@@ -159,28 +159,34 @@ Sections follow the seed paper's order; every sentence in bold is computed from 
 """
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> ReportResult:
+def write_report(
+    run_dir: str | Path, out: str | Path | None = None, *, overwrite: bool = False
+) -> ReportResult:
     """Read a results folder and write its report atomically.
 
     Args:
         run_dir: the results folder (``attndilute demo --out D``).
-        out: the HTML file; default ``run_dir/report.html``.
+        out: the HTML file; default ``run_dir/report.html``. Claimed with
+            :func:`attndilute._io.claim_files`: an existing file is replaced only if ``report``
+            wrote it, or with ``overwrite``.
+        overwrite: replace an existing ``out`` that ``report`` did not write.
 
     Raises:
         AttnDiluteError: ``run_dir`` is not a folder. Missing or unreadable inputs never raise:
             their sections say what is missing.
     """
-    from attndilute._io import atomic_path
+    from attndilute._io import atomic_path, claim_files
     from attndilute.report.load import load_run
     from attndilute.report.sections import build_sections
 
     start = time.perf_counter()
     run = load_run(run_dir)
-    sections = build_sections(run)
-    page = render_page(run, sections)
     path = Path(out) if out is not None else run.root / "report.html"
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+    with claim_files([path], "report", overwrite=overwrite):
+        sections = build_sections(run)
+        page = render_page(run, sections)
+        with atomic_path(path) as tmp:
+            tmp.write_text(page, encoding="utf-8")
     summary = tuple((s.key, s.title, s.status, s.n_figures) for s in sections)
     return ReportResult(path, summary, time.perf_counter() - start)
 

@@ -3,8 +3,10 @@
 A store is a cache keyed by :class:`StoreKey` (checkpoint hash, data fingerprint, scans, layers,
 pooling, crop, spacing, dtype), kept in the group attributes under ``"key"``. Opening a store
 whose key differs rebuilds it and says why; it is never silently reused. Scans are written in
-order and the group attribute ``"n_complete"`` is bumped after each scan's arrays are written,
-so an interrupted capture resumes at the first missing scan.
+order and the group attribute ``"n_complete"`` is bumped after each scan's arrays are written
+(the commit), so an interrupted capture resumes at the first missing scan. Before reuse, every
+array's shape is checked against the key and the committed rows must be finite; a store that
+fails is rebuilt. A path that exists but is no zarr store is refused, never deleted.
 
 Layout::
 
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from attndilute._io import fault_point, remove
 from attndilute.errors import AttnDiluteError
 from attndilute.store.capture import Pooled, n_features
 from attndilute.store.layers import LayerSpec
@@ -86,14 +88,18 @@ class ActivationStore:
         self.message = ""
         self.status = "new"
         if self.path.exists():
+            if not (self.path / "zarr.json").is_file():
+                raise AttnDiluteError("exists but is not an activation store; it is left as it is",
+                                      path=self.path, hint="move it away, or choose another --store")
             found = self._read_key()
             wanted = key.to_json()
-            if found == wanted:
+            problem = self._mismatch(found, wanted) if found != wanted else self._damage()
+            if problem is None:
                 self.status = "complete" if self._stored_complete() == len(key.scans) else "resumed"
             else:
-                self.message = self._mismatch(found, wanted)
+                self.message = problem
                 self.status = "rebuilt"
-                shutil.rmtree(self.path)
+                remove(self.path)
         if self.status in ("new", "rebuilt"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             group = zarr.open_group(self.path, mode="w", zarr_format=3)
@@ -115,6 +121,26 @@ class ActivationStore:
         import zarr
 
         return int(zarr.open_group(self.path, mode="r", zarr_format=3).attrs.get("n_complete", 0))
+
+    def _damage(self) -> str | None:
+        """Why the committed rows cannot be trusted, or None: shapes and finiteness are checked."""
+        import zarr
+
+        group = zarr.open_group(self.path, mode="r", zarr_format=3)
+        done = int(group.attrs.get("n_complete", 0))
+        if not 0 <= done <= len(self.key.scans):
+            return f"records {done} complete scans of {len(self.key.scans)}"
+        for name in self.key.layers:
+            if name not in group:
+                if done:
+                    return f"lacks the array of layer {name!r}"
+                continue
+            array = group[name]
+            if array.ndim != 2 or array.shape[0] != len(self.key.scans):
+                return f"array {name!r} has shape {array.shape}, expected ({len(self.key.scans)}, F)"
+            if done and not np.isfinite(np.asarray(array[:done])).all():
+                return f"array {name!r} holds non-finite values in its committed rows"
+        return None
 
     @staticmethod
     def _mismatch(found: dict | None, wanted: dict) -> str:
@@ -161,7 +187,9 @@ class ActivationStore:
                     f"layer {spec.name!r} gave {row.shape[0]} features, the store has {array.shape[1]}",
                     path=self.path, hint="delete the store to recapture")
             array[index] = row.astype(self.key.dtype)
-        self.group.attrs["n_complete"] = index + 1
+            fault_point(f"store row {spec.name}")
+        self.group.attrs["n_complete"] = index + 1  # the commit of this scan
+        fault_point("store commit")
 
     def read(self, layer: str, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Rows of one layer as float32 ``(len(rows), features)``; all rows when None."""
@@ -171,7 +199,3 @@ class ActivationStore:
         if rows is None:
             return np.asarray(array[:], dtype=np.float32)
         return np.asarray(array.oindex[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
-
-    def layer_attrs(self, layer: str) -> dict:
-        """The array attributes of ``layer`` (kind, stage, block, layout, tokens, channels)."""
-        return dict(self.group[layer].attrs)

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attndilute._io import LOCK, claim_folder, fault_point, hold_lock
 from attndilute.cka import MinibatchCKA
 from attndilute.errors import AttnDiluteError
 from attndilute.store.activations import ActivationStore, StoreKey
 from attndilute.store.capture import LayerCapture
 from attndilute.store.layers import LayerSpec, select_layers
+from attndilute.store.parts import write_zarr
 from attndilute.store.sources import ModelSource, resolve_model
 
 
@@ -160,6 +162,7 @@ def run_cka(
     out: str | Path,
     data: str | Path | None = None,
     config: CKAConfig = CKAConfig(),
+    overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> CKARun:
     """Compare two models layer by layer with minibatch CKA and write the results.
@@ -172,14 +175,13 @@ def run_cka(
     Args:
         a: model A: checkpoint path or ``random:<preset>`` (see ``attndilute.store.sources``).
         b: model B: the same forms plus ``init:A``; may equal ``a`` (diagonal exactly 1).
-        out: output folder.
+        out: output folder (claimed for ``cka``: see :func:`attndilute._io.claim_folder`).
         data: cohort folder; None: the embedded phantom (``attndilute.data.resolve_data``).
         config: crop, minibatches, layers, pooling.
+        overwrite: write into a folder that holds other files (only this command's files are replaced).
         progress: ``progress(done, total)`` after each captured scan.
     """
     from attndilute.data import discover, resolve_data
-    from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
-    from attndilute.store.cohort import capture_into, data_fingerprint, scan_loader
 
     out = Path(out)
     if config.epochs < 1:
@@ -202,10 +204,24 @@ def run_cka(
     specs_a = select_layers(src_a.model, config.layers)
     specs_b = select_layers(src_b.model, config.layers)
 
+    inputs = [src.spec for src in (src_a, src_b) if Path(src.spec).is_file()]
+    with claim_folder(out, "cka", overwrite=overwrite, cohorts=[root], files=inputs) as claim:
+        store_dir = Path(config.store_dir) if config.store_dir is not None else claim.path / "activations"
+        store_dir.mkdir(parents=True, exist_ok=True)
+        with hold_lock(store_dir / LOCK, "attndilute cka (activation stores)"):
+            return _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir,
+                            claim.path, config, progress)
+
+
+def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir, out, config,
+             progress) -> CKARun:
+    """Capture (or reuse) both stores, compute minibatch CKA, write the results into ``out``."""
+    from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
+    from attndilute.store.cohort import capture_into, data_fingerprint, scan_loader
+
     t0 = time.perf_counter()
     common = {"data_fingerprint": data_fingerprint(cases), "scans": tuple(c.name for c in cases),
               "pool": config.pool, "crop": crop, "spacing": spacing, "dtype": config.dtype}
-    store_dir = Path(config.store_dir) if config.store_dir is not None else out / "activations"
     opened: dict[Path, ActivationStore] = {}
     store_a = _store_for(src_a, specs_a, common, store_dir, opened)
     store_b = _store_for(src_b, specs_b, common, store_dir, opened)
@@ -233,9 +249,12 @@ def run_cka(
     ds = cka_dataset(cka, specs_a, specs_b, attrs)
     files = {"zarr": out / "cka.zarr", "png": out / "cka.png", "diagonal": out / "cka_diagonal.png",
              "html": out / "cka.html"}
-    _write_dataset(ds, files["zarr"])
+    write_zarr(ds, files["zarr"])
+    fault_point("cka.zarr written")
     write_heatmap_png(ds, files["png"])
+    fault_point("cka.png written")
     write_diagonal_png(ds, files["diagonal"])
+    fault_point("cka_diagonal.png written")
     write_html(ds, files["html"])
     t3 = time.perf_counter()
     unique = {id(s): s for s in (store_a, store_b)}.values()
@@ -243,14 +262,3 @@ def run_cka(
     return CKARun(dataset=ds, files=files, stores=(store_a.path, store_b.path),
                   store_status=(store_a.status, store_b.status), messages=messages,
                   seconds={"capture": t1 - t0, "cka": t2 - t1, "write": t3 - t2})
-
-
-def _write_dataset(ds, path: Path) -> None:
-    """Zarr v3 with consolidated metadata, so a plain ``xr.open_zarr(path)`` opens it quietly."""
-    import warnings
-
-    from attndilute._io import atomic_path
-
-    with atomic_path(path, is_dir=True) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)

@@ -2,15 +2,16 @@
 
 Every scan is preprocessed (seed §2.1), cropped or padded to the crop with its real mask (Eq. 4),
 and measured online by :func:`attndilute.instrument.measure_adi` in batches. Each batch's Dataset
-is appended along ``scan`` to ``O/.adi.zarr.partial`` (keyed by model, data, crop and head mode),
-so an interrupted run resumes at the first scan it lacks; the store is renamed to ``O/adi.zarr``
-when complete. ``O/adi_stages.csv``, ``O/adi.png`` and ``O/adi.html`` follow.
+is committed as one part under ``O/.adi-parts`` (:class:`attndilute.store.parts.Parts`, keyed by
+model, data, crop and head mode), so an interrupted run resumes with the scans it lacks and never
+trusts a half-written batch. When all scans are measured the parts become ``O/adi.zarr``;
+``O/adi_stages.csv``, ``O/adi.png`` and ``O/adi.html`` follow. ``O`` is claimed for ``adi``
+(:func:`attndilute._io.claim_folder`): locked for the run, refused if it holds anything else.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_folder, fault_point
+from attndilute.devices import check_device
 from attndilute.errors import AttnDiluteError
+from attndilute.store.parts import Parts, write_zarr
 
-PARTIAL = ".adi.zarr.partial"
+PARTS = ".adi-parts"
 
 
 @dataclass
@@ -49,44 +52,6 @@ def _load_batch(cases, crop, spacing, in_channels):
         reals.append(torch.from_numpy(np.ascontiguousarray(vol.real)))
         pfs.append(float(vol.padding_fraction))  # Eq. 4 from the axial extent
     return torch.stack(images), torch.stack(reals), pfs  # (B, C, X, Y, Z), (B, X, Y, Z), B
-
-
-def _open_partial(path: Path, key: dict) -> list[str]:
-    """Scans already in a matching partial store; a store with another key is removed."""
-    import xarray as xr
-
-    if not path.exists():
-        return []
-    try:
-        ds = xr.open_zarr(path, consolidated=False)
-        if json.loads(ds.attrs.get("run_key", "{}")) == key:
-            return [str(s) for s in ds["scan"].values]
-    except Exception:  # noqa: BLE001 - an unreadable partial store is rebuilt, never trusted
-        pass
-    shutil.rmtree(path)
-    return []
-
-
-def _append(ds, path: Path, first: bool) -> None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        if first:
-            ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
-        else:
-            ds.to_zarr(path, append_dim="scan", zarr_format=3, consolidated=False)
-
-
-def _consolidate(path: Path) -> None:
-    """Consolidate the store's metadata so a plain ``xr.open_zarr`` opens it quietly."""
-    import warnings
-
-    import zarr
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(str(path))
 
 
 def stage_summary(stages) -> object:
@@ -120,13 +85,14 @@ def run_adi(
     split: str = "all",
     autocast: str | None = None,
     seed: int = 0,
+    overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ADIRun:
     """Measure ADI on every scan of a cohort and write ``O/adi.zarr``, CSV, PNG and HTML.
 
     Args:
         model: checkpoint path or ``random:<preset>`` (seed-fixed random weights).
-        out: output folder.
+        out: output folder (claimed for ``adi``: see :func:`attndilute._io.claim_folder`).
         data: cohort folder; None -> the embedded phantom.
         crop: (X, Y, Z); default the checkpoint's training crop.
         heads: ``"per-head"`` or ``"mean-attention"``.
@@ -135,12 +101,10 @@ def run_adi(
         split: ``"all"``, ``"train"`` or ``"test"`` cases of the cohort.
         autocast: ``None``, ``"bf16"`` or ``"fp16"`` (entropy stays float32).
         seed: seed of ``random:`` weights.
+        overwrite: write into a folder that holds other files (only this command's files are replaced).
         progress: ``progress(done, total)`` after each batch.
     """
-    import xarray as xr
-
     from attndilute.data import discover, resolve_data
-    from attndilute.instrument import measure_adi
     from attndilute.instrument.dataset import stage_table
     from attndilute.models import check_crop
     from attndilute.store.sources import resolve_model
@@ -153,6 +117,7 @@ def run_adi(
     dtypes = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if autocast not in dtypes:
         raise AttnDiluteError(f"--autocast must be bf16 or fp16, got {autocast!r}")
+    device = check_device(device)
     source = resolve_model(model, seed=seed)
     meta = source.meta
     crop = tuple(int(c) for c in (crop or meta.get("crop") or ()))
@@ -166,8 +131,6 @@ def run_adi(
 
     root = resolve_data(data)
     cases = discover(root, split=split)
-    out = Path(out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     key = {
         "model": source.model_hash,
         "data": str(root.resolve()),
@@ -177,40 +140,51 @@ def run_adi(
         "heads": heads,
         "autocast": autocast or "none",
     }
-    partial = out / PARTIAL
-    done = _open_partial(partial, key)
-    todo = [c for c in cases if c.name not in set(done)]
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        images, real, pfs = _load_batch(batch, crop, spacing, in_channels)
-        ds = measure_adi(
-            net,
-            images.to(device),
-            real.to(device),
-            heads=heads,
-            scans=[c.name for c in batch],
-            padding_fraction=pfs,
-            autocast_dtype=dtypes[autocast],
-        )
-        ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing))
-        _append(ds, partial, first=not partial.exists())
-        if progress is not None:
-            progress(len(done) + start + len(batch), len(cases))
-
-    final = out / "adi.zarr"
-    if final.exists():
-        shutil.rmtree(final)
-    _consolidate(partial)
-    partial.rename(final)
-    ds = xr.open_zarr(final, consolidated=True).load()
-    stages = stage_table(ds)
-    files = {"zarr": final, "csv": out / "adi_stages.csv", "png": out / "adi.png", "html": out / "adi.html"}
-    with atomic_path(files["csv"]) as tmp:
-        stages.to_csv(tmp, index=False)
-    summary = stage_summary(stages)
+    model_file = [model] if Path(str(model)).is_file() else []
+    with claim_folder(out, "adi", overwrite=overwrite, cohorts=[root], files=model_file) as claim:
+        parts = Parts(claim.path / PARTS, key)
+        done = set(parts.scans)
+        todo = [c for c in cases if c.name not in done]
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            images, real, pfs = _load_batch(batch, crop, spacing, in_channels)
+            ds = measure_batch(net, images.to(device), real.to(device), [c.name for c in batch], pfs,
+                               heads=heads, autocast=dtypes[autocast])
+            ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing))
+            parts.commit(ds)
+            if progress is not None:
+                progress(len(done) + start + len(batch), len(cases))
+        ds = parts.combine([c.name for c in cases])
+        stages = stage_table(ds)
+        files = _write_outputs(ds, stages, claim.path, title=Path(str(model)).stem)
+        parts.clear()
     deepest, rho, p = deepest_spearman(stages)
+    return ADIRun(ds, stages, stage_summary(stages), (rho, p), files, resumed=len(done),
+                  seconds=time.perf_counter() - t0)
+
+
+def measure_batch(net, images, real, names, pfs, *, heads, autocast):
+    """One batch through :func:`attndilute.instrument.measure_adi`: the Dataset of those scans."""
+    from attndilute.instrument import measure_adi
+
+    return measure_adi(net, images, real, heads=heads, scans=names, padding_fraction=pfs,
+                       autocast_dtype=autocast)
+
+
+def _write_outputs(ds, stages, out: Path, *, title: str) -> dict[str, Path]:
+    """``adi.zarr``, ``adi_stages.csv``, ``adi.png``, ``adi.html``, each atomically."""
     from attndilute.study.adi_figures import write_adi_html, write_adi_png
 
-    write_adi_png(stages, files["png"], title=Path(str(model)).stem)
-    write_adi_html(stages, files["html"], title=Path(str(model)).stem)
-    return ADIRun(ds, stages, summary, (rho, p), files, resumed=len(done), seconds=time.perf_counter() - t0)
+    files = {"zarr": out / "adi.zarr", "csv": out / "adi_stages.csv", "png": out / "adi.png",
+             "html": out / "adi.html"}
+    write_zarr(ds, files["zarr"])
+    fault_point("adi.zarr written")
+    with atomic_path(files["csv"]) as tmp:
+        stages.to_csv(tmp, index=False)
+    fault_point("csv written")
+    write_adi_png(stages, files["png"], title=title)
+    fault_point("png written")
+    write_adi_html(stages, files["html"], title=title)
+    fault_point("html written")
+    return files
+

@@ -11,8 +11,10 @@ and one HTML report. Layout of ``D``::
     D/eval/table.csv  D/adi/{base,act}  D/subtypes  D/cka/{base_vs_act,base_vs_init,act_vs_init}
     D/report.html
 
-Everything is built in a temporary sibling of ``D`` and renamed when complete; the report,
-written atomically itself, comes last.
+``D`` is claimed for ``demo`` (:func:`attndilute._io.claim_folder`): locked for the run, and
+refused if it holds anything but an earlier demo. A rerun first removes the earlier demo's own
+entries (:data:`ENTRIES`) and nothing else. Each step writes its files atomically; the report
+comes last, and the folder's marker says ``complete`` only when every step finished.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attndilute._io import atomic_path
+from attndilute._io import claim_folder, remove
 from attndilute.errors import AttnDiluteError
 
 
@@ -40,6 +42,9 @@ class DemoConfig:
 FULL = DemoConfig()
 FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4)
 CONFIGS = {"base": "tiny", "act": "tiny-act"}
+#: What the demo writes into ``D``: a rerun replaces these and only these.
+ENTRIES = ("data", "padstats.csv", ".padstats.csv.attndilute.json", "subtypes", "runs", "preds", "adi",
+           "eval", "cka", "report.html", ".report.html.attndilute.json")
 
 
 @dataclass
@@ -56,14 +61,17 @@ def run_demo(
     fast: bool = False,
     config: DemoConfig | None = None,
     log: Callable[[str], None] = print,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Run the whole study on a fresh phantom cohort and write ``out/report.html``.
 
     Args:
-        out: the results folder D (replaced when the new one is complete).
+        out: the results folder D: new, empty, or an earlier demo's (whose entries are replaced).
         fast: the small variant (12 cases, 1 epoch each).
         config: explicit sizes (overrides ``fast``).
         log: receives one line per finished step.
+        overwrite: accept a folder that holds other files, as long as none has a name the demo
+            writes (:data:`ENTRIES`); those files are left as they are.
     """
     from attndilute.data import write_phantom
     from attndilute.data.padstats import padding_table, write_table
@@ -84,7 +92,9 @@ def run_demo(
         result.seconds[name] = time.perf_counter() - t0
         log(f"{name:<10s} {result.seconds[name]:7.1f} s")
 
-    with atomic_path(final, is_dir=True) as d:
+    with claim_folder(final, "demo", overwrite=overwrite) as claim:
+        d = claim.path
+        _clear_entries(d, earlier=claim.earlier)
         t0 = time.perf_counter()
         data = d / "data"
         write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
@@ -155,8 +165,18 @@ def run_demo(
             run_cka(str(a), str(b), out=d / "cka" / label, data=data, config=cka_cfg)
         step("cka", t0)
 
-    t0 = time.perf_counter()
-    build_report(final, final / "report.html")  # after the rename, so the page names the real folder
-    step("report", t0)
+        t0 = time.perf_counter()
+        build_report(d, d / "report.html")
+        step("report", t0)
     result.seconds["total"] = time.perf_counter() - t_all
     return result
+
+
+def _clear_entries(d: Path, *, earlier: bool) -> None:
+    """Remove an earlier demo's entries; refuse names the demo writes that it did not write."""
+    found = [name for name in ENTRIES if (d / name).exists() or (d / name).is_symlink()]
+    if found and not earlier:
+        raise AttnDiluteError(f"the folder holds {found[0]}, which the demo writes but did not write here",
+                              path=d, hint="choose another --out")
+    for name in found:
+        remove(d / name)

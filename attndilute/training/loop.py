@@ -17,6 +17,7 @@ column excepted).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_folder
 from attndilute.errors import AttnDiluteError
 from attndilute.training import distributed
 from attndilute.training.presets import TrainConfig, resolve_config
@@ -53,6 +54,7 @@ def train(
     mask_padding: bool | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train a segmentation model on the training split of ``data`` (seed §2.5).
@@ -76,6 +78,8 @@ def train(
         progress: show a progress bar on a terminal.
         stop_after: stop after this epoch (1-based) although the schedule is longer, as if the
             job had been interrupted; ``resume`` continues it.
+        overwrite: train into a folder that holds other files (only this command's files are
+            replaced). ``out`` is claimed for ``train`` (:func:`attndilute._io.claim_folder`).
         **overrides: any :class:`TrainConfig` field (``crop``, ``spacing``, ``lr``, ``batch_size``,
             ``val_every``, ``tumor_aware``, ...).
 
@@ -125,12 +129,16 @@ def train(
             )
     ctx = distributed.setup()
     try:
-        return _run(
-            config, data, out, state=state, preset=preset if isinstance(preset, str) else None,
-            seed=int(seed), fold=fold, folds=folds, init=init,
-            scratch=bool(scratch), mask_padding=bool(mask_padding), progress=progress,
-            stop_after=stop_after, ctx=ctx, started=started,
-        )  # fmt: skip
+        inputs = {"cohorts": [] if data is None else [data], "files": [] if init is None else [init]}
+        claim = (claim_folder(out, "train", overwrite=overwrite or resume, **inputs) if ctx.main
+                 else contextlib.nullcontext())
+        with claim:
+            return _run(
+                config, data, out, state=state, preset=preset if isinstance(preset, str) else None,
+                seed=int(seed), fold=fold, folds=folds, init=init,
+                scratch=bool(scratch), mask_padding=bool(mask_padding), progress=progress,
+                stop_after=stop_after, ctx=ctx, started=started,
+            )  # fmt: skip
     finally:
         distributed.teardown(ctx)
 

@@ -11,7 +11,6 @@ reads; with ``probabilities=True`` the tumour probability goes to
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, claim_folder, remove, tmp_name
 from attndilute.errors import AttnDiluteError
 
 
@@ -35,6 +34,7 @@ def predict(
     tta: bool = True,
     sw_batch_size: int = 4,
     blend: str = "gaussian",
+    overwrite: bool = False,
 ) -> list[Path]:
     """Segment every case of ``data``'s ``split`` and write masks in the source geometry.
 
@@ -42,8 +42,10 @@ def predict(
         model: a checkpoint path (any format :func:`attndilute.models.load` reads; the crop and
             spacing come from its header) or a model with ``attndilute_meta``.
         data: data folder; None -> the embedded phantom. Labels are not needed.
-        out: output folder of ``NAME.nii.gz`` masks (created; existing files are replaced). The
-            cases are written into a temporary sibling first and moved in only when all succeeded.
+        out: output folder of ``NAME.nii.gz`` masks, claimed for ``predict``
+            (:func:`attndilute._io.claim_folder`; never inside the input cohort). The cases are
+            written into a temporary folder first and moved in only when all succeeded; masks of
+            an earlier ``predict`` run there are replaced.
         split: ``"test"``, ``"train"`` or ``"all"``.
         probabilities: also write tumour probabilities under ``out/probabilities/``.
         progress: a progress bar on a terminal (True), none (False), or a wrapper ``f(iterable)``.
@@ -52,6 +54,7 @@ def predict(
         sw_batch_size: windows per forward.
         blend: ``gaussian`` or ``constant`` window blending
             (:func:`attndilute.training.inference.sliding_window_probs`).
+        overwrite: write into a folder that holds other files (only same-named masks are replaced).
 
     Returns:
         the mask paths written, in case order.
@@ -75,20 +78,23 @@ def predict(
     models.check_crop(model, crop)
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model = model.to(device).eval()
-    cases = discover(resolve_data(None if data is None else Path(data)), split=split)
-    out = Path(out)
-    stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")  # all cases or none reach ``out``
-    shutil.rmtree(stage, ignore_errors=True)
-    try:
-        names = _predict_into(stage, model, cases, crop, spacing, device, probabilities, progress,
-                              overlap=overlap, tta=tta, sw_batch_size=sw_batch_size, blend=blend)  # fmt: skip
-        out.mkdir(parents=True, exist_ok=True)
-        for file in sorted(stage.rglob("*.nii.gz")):
-            dest = out / file.relative_to(stage)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    root = resolve_data(None if data is None else Path(data))
+    cases = discover(root, split=split)
+    inputs = [source] if source is not None else []
+    with claim_folder(out, "predict", overwrite=overwrite, cohorts=[root], files=inputs) as claim:
+        out = claim.path
+        stage = tmp_name(out / "masks")  # inside the claimed folder; all cases or none reach ``out``
+        remove(stage)
+        try:
+            names = _predict_into(stage, model, cases, crop, spacing, device, probabilities, progress,
+                                  overlap=overlap, tta=tta, sw_batch_size=sw_batch_size,
+                                  blend=blend)
+            for file in sorted(stage.rglob("*.nii.gz")):
+                dest = out / file.relative_to(stage)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(file, dest)
+        finally:
+            remove(stage)
     return [out / name for name in names]
 
 
