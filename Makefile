@@ -7,11 +7,16 @@ OUT     ?= demo-out
 
 .PHONY: venv test demo lint bench clean
 
+# torch first, pinned: the CPU wheel (plain `torch` can pull a multi-GB CUDA build). Then the study
+# and dev extras (docs/install.md). timm goes in with --no-deps: its torchvision dependency would
+# pull a CUDA torch, and the tests stand in for torchvision; its small deps are installed by hand.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[study,dev]"
+	$(BIN)/python -m pip install -q --no-deps timm==1.0.31
+	$(BIN)/python -m pip install -q huggingface_hub pyyaml safetensors
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -17,7 +17,7 @@ chunked accumulation removes the float32 error that centring would otherwise be 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
@@ -160,19 +160,77 @@ def linear_cka(X: torch.Tensor, Y: torch.Tensor, *, unbiased: bool = False) -> t
     return xy / (xx * yy)
 
 
-def _stack_grams(acts: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
+_Layers = Sequence[torch.Tensor] | Mapping[str, torch.Tensor]
+"""One minibatch of a model: a list/tuple of ``(n, ...)`` tensors, or a dict {layer name: tensor}."""
+
+
+def _as_layers(acts: _Layers, side: str = "acts") -> tuple[tuple[str, ...] | None, list[torch.Tensor]]:
+    """Split one minibatch of layer activations into its layer names and tensors.
+
+    Args:
+        acts: a list or tuple of tensors (no names), or a dict ``{layer name: tensor}``; each
+            tensor ``(n, ...)``. A bare tensor is refused: iterating it would silently treat its
+            first axis as layers.
+        side: how the argument is called in error messages.
+
+    Returns:
+        ``(names, tensors)``; ``names`` is ``None`` for a list or tuple.
+
+    Raises:
+        TypeError: a bare tensor, another container, or an element that is not a tensor.
+    """
+    if isinstance(acts, torch.Tensor):
+        raise TypeError(
+            f"{side} is a single tensor of shape {tuple(acts.shape)}; pass a list of per-layer tensors "
+            f"(e.g. [x] for one layer) or a dict {{layer name: tensor}}, each shaped (n, ...)"
+        )
+    if isinstance(acts, Mapping):
+        names: tuple[str, ...] | None = tuple(acts.keys())
+        tensors = list(acts.values())
+    elif isinstance(acts, list | tuple):
+        names, tensors = None, list(acts)
+    else:
+        raise TypeError(
+            f"{side} must be a list or tuple of per-layer tensors or a dict {{layer name: tensor}}, "
+            f"got {type(acts).__name__}"
+        )
+    for key, t in zip(names if names is not None else range(len(tensors)), tensors, strict=True):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{side}: layer {key!r} is a {type(t).__name__}, not a torch.Tensor")
+    return names, tensors
+
+
+def _stack_grams(names: tuple[str, ...] | None, acts: Sequence[torch.Tensor], chunk: int) -> torch.Tensor:
     if len(acts) == 0:
         raise ValueError("need at least one layer of activations")
-    n = acts[0].shape[0]
-    for i, a in enumerate(acts):
-        if a.shape[0] != n:
-            raise ValueError(f"layer {i} has {a.shape[0]} samples, layer 0 has {n}")
+    labels = list(names) if names is not None else list(range(len(acts)))
+    n = acts[0].shape[0] if acts[0].dim() else 0
+    for label, a in zip(labels, acts, strict=True):
+        if a.dim() == 0 or a.shape[0] != n:
+            raise ValueError(f"layer {label!r} has shape {tuple(a.shape)}, layer {labels[0]!r} {n} samples")
     _check_n(n)
     return torch.stack([gram(a, chunk=chunk) for a in acts])  # (L, n, n)
 
 
+def _check_names(side: str, before: tuple[str, ...] | None, now: tuple[str, ...] | None) -> None:
+    """Later updates must name the same layers in the same order as the first one."""
+    if before == now:
+        return
+    if before is None or now is None:
+        was, got = ("a list", "a dict") if before is None else ("a dict", "a list")
+        raise ValueError(f"{side} was {was} of layers in the first update and is {got} now; keep one form")
+    raise ValueError(
+        f"{side} layer names changed since the first update: expected {list(before)}, got {list(now)}"
+    )
+
+
 class MinibatchCKA:
     """Minibatch linear CKA for all layer pairs (seed Eq. 9 with HSIC_1 of Eq. 10).
+
+    Each update takes one minibatch of every layer of model A (and B): a list or tuple of
+    ``(n, ...)`` tensors, or a dict ``{layer name: tensor}``; each sample is flattened. With
+    dicts the names are kept in :attr:`layers_a` / :attr:`layers_b` (the rows and columns of
+    :meth:`compute`), and every later update must give the same names in the same order.
 
     States are sums, so they reduce across processes with one ``all_reduce(SUM)`` each
     (:meth:`sync`): ``hsic_ab`` ``(La, Lb)``, ``hsic_aa`` ``(La,)``, ``hsic_bb`` ``(Lb,)`` and
@@ -182,11 +240,17 @@ class MinibatchCKA:
     Example:
         >>> metric = MinibatchCKA()
         >>> for batch in loader:                       # doctest: +SKIP
-        ...     metric.update(acts_model_a(batch), acts_model_b(batch))
+        ...     metric.update(acts_model_a(batch), acts_model_b(batch))   # dicts or lists
         >>> cka = metric.compute()                     # (La, Lb)
+        >>> metric.layers_a, metric.layers_b           # doctest: +SKIP
 
     Args:
         chunk: feature columns per float32 partial Gram (see :func:`gram`).
+
+    Attributes:
+        layers_a: layer names of A (the rows of :meth:`compute`) when updates pass dicts, else
+            ``None``.
+        layers_b: layer names of B (the columns); A's names when comparing A with itself.
     """
 
     def __init__(self, *, chunk: int = GRAM_CHUNK) -> None:
@@ -194,29 +258,43 @@ class MinibatchCKA:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every update."""
+        """Forget every update (and the layer names)."""
         self.hsic_ab: torch.Tensor | None = None  # (La, Lb)
         self.hsic_aa: torch.Tensor | None = None  # (La,)
         self.hsic_bb: torch.Tensor | None = None  # (Lb,)
         self.count: torch.Tensor | None = None  # () number of minibatches
+        self.layers_a: tuple[str, ...] | None = None  # rows of compute(); None for lists
+        self.layers_b: tuple[str, ...] | None = None  # columns; A's names when b is None
         self._self_compare: bool | None = None
 
-    def update(self, acts_a: Sequence[torch.Tensor], acts_b: Sequence[torch.Tensor] | None = None) -> None:
+    def update(self, acts_a: _Layers, acts_b: _Layers | None = None) -> None:
         """Add one minibatch.
 
         Args:
-            acts_a: one tensor per layer of model A, each ``(n, ...)`` (flattened per sample).
-            acts_b: the same ``n`` samples through model B, one tensor per layer; ``None``
+            acts_a: every layer of model A for one minibatch of ``n`` samples: a list or tuple
+                of tensors ``(n, ...)`` or a dict ``{layer name: tensor}`` (flattened per sample).
+                A bare tensor is an error (pass ``[x]`` for a single layer).
+            acts_b: the same ``n`` samples through model B, in the same form; ``None``
                 compares A with itself (the Grams are formed once).
+
+        Raises:
+            TypeError: a bare tensor or another container instead of a list/tuple/dict.
+            ValueError: ``n <= 3``, layers with different ``n``, or layer names, layer counts or
+                the self-comparison differing from the first update.
         """
-        if self._self_compare is not None and self._self_compare != (acts_b is None):
-            raise ValueError("update() was called with acts_b before; keep comparing the same way")
-        ka = _stack_grams(acts_a, self.chunk)  # (La, n, n)
-        if acts_b is None:
+        names_a, tensors_a = _as_layers(acts_a, "acts_a")
+        names_b, tensors_b = (names_a, None) if acts_b is None else _as_layers(acts_b, "acts_b")
+        if self._self_compare is not None:
+            if self._self_compare != (acts_b is None):
+                raise ValueError("update() was called with acts_b before; keep comparing the same way")
+            _check_names("acts_a", self.layers_a, names_a)
+            _check_names("acts_b", self.layers_b, names_b)
+        ka = _stack_grams(names_a, tensors_a, self.chunk)  # (La, n, n)
+        if tensors_b is None:
             hab = _hsic1_all(ka, ka)  # (La, La)
             haa, hbb = torch.diagonal(hab).clone(), torch.diagonal(hab).clone()
         else:
-            kb = _stack_grams(acts_b, self.chunk)  # (Lb, n, n)
+            kb = _stack_grams(names_b, tensors_b, self.chunk)  # (Lb, n, n)
             if kb.shape[-1] != ka.shape[-1]:
                 raise ValueError(f"A has {ka.shape[-1]} samples in this batch, B has {kb.shape[-1]}")
             hab = _hsic1_all(ka, kb)  # (La, Lb)
@@ -225,6 +303,7 @@ class MinibatchCKA:
             hbb = torch.diagonal(_hsic1_all(kb, kb)).clone()  # (Lb,)
         if self.hsic_ab is None:
             self._self_compare = acts_b is None
+            self.layers_a, self.layers_b = names_a, names_b
             self.hsic_ab, self.hsic_aa, self.hsic_bb = hab, haa, hbb
             self.count = torch.ones((), dtype=torch.float64, device=hab.device)
             return
@@ -245,7 +324,8 @@ class MinibatchCKA:
     def sync(self, process_group=None) -> None:
         """Sum the states over all processes (``torch.distributed.all_reduce``, SUM).
 
-        Every rank must have called :meth:`update` at least once with the same layers. After
+        Every rank must have called :meth:`update` at least once with the same layers (names
+        are not exchanged; they must be the same on every rank). After
         ``sync`` each rank's :meth:`compute` equals one process that saw every minibatch.
 
         Args:

@@ -72,6 +72,30 @@ def _class_weights(query_real, key_real, lead, nq, nk, device, dtype):
     return qr, kr
 
 
+def source_entropy(
+    attn: torch.Tensor, query_classes: torch.Tensor, key_classes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy and attention mass by query class and key class, for k token sources (Eq. 5-6).
+
+    The one implementation of Eq. 5-6: :func:`entropy_decomposition` (k = 2: real, padding) and
+    the online reduction of :mod:`attndilute.instrument.reduce` (k = 3: real, input padding,
+    layout padding) both call it.
+
+    Args:
+        attn: (..., Nq, Nk) post-softmax weights, already in the working dtype.
+        query_classes: (..., Nq, k) one-hot (or fractional) class weights of the queries.
+        key_classes: (..., Nk, k) one-hot class weights of the keys.
+
+    Returns:
+        ``(h, mass)``, each (..., k, k): ``h[..., s, t] = Σ_{i∈s} -Σ_{j∈t} α_ij log α_ij`` and
+        ``mass[..., s, t] = Σ_{i∈s} Σ_{j∈t} α_ij``.
+    """
+    q_t = query_classes.transpose(-1, -2)  # (..., k, Nq)
+    h = q_t @ (neg_plogp(attn) @ key_classes)  # (..., k, k)
+    mass = q_t @ (attn @ key_classes)
+    return h, mass
+
+
 def _sums(ent_k: torch.Tensor, mass_k: torch.Tensor, qr: torch.Tensor) -> EntropySums:
     """From per-query sums over real/pad keys ``(..., Nq, 2)`` to :class:`EntropySums`."""
     qp = 1 - qr
@@ -101,10 +125,12 @@ def entropy_decomposition(
     p = attn.to(dtype)  # (..., Nq, Nk)
     lead, (nq, nk) = p.shape[:-2], p.shape[-2:]
     qr, kr = _class_weights(query_real, key_real, lead, nq, nk, p.device, dtype)
-    keys = torch.stack([kr, 1 - kr], -1)  # (..., Nk, 2)
-    ent_k = neg_plogp(p) @ keys  # (..., Nq, 2): per-query entropy on real / pad keys
-    mass_k = p @ keys  # (..., Nq, 2)
-    return _sums(ent_k, mass_k, qr)
+    h, m = source_entropy(p, torch.stack([qr, 1 - qr], -1), torch.stack([kr, 1 - kr], -1))  # (..., 2, 2)
+    return EntropySums(
+        h[..., 0, 0], h[..., 0, 1], h[..., 1, 0], h[..., 1, 1],
+        m[..., 0, 0], m[..., 0, 1], m[..., 1, 0], m[..., 1, 1],
+        qr.sum(-1), (1 - qr).sum(-1),
+    )  # fmt: skip
 
 
 def entropy_decomposition_from_scores(

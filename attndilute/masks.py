@@ -57,7 +57,8 @@ def padding_fraction(extent: float, crop: float) -> float:
     return max(1.0 - extent / crop, 0.0)
 
 
-def _triple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
+def per_axis(v: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """``v`` as an ``n``-tuple of ints (an int is repeated); ValueError for another length."""
     t = (int(v),) * n if isinstance(v, int) else tuple(int(x) for x in v)
     if len(t) != n:
         raise ValueError(f"expected {n} values, got {t}")
@@ -100,7 +101,7 @@ def pool_sources(sources: torch.Tensor, kernel: int | Sequence[int]) -> torch.Te
     """
     sources = as_sources(sources)
     nd = sources.dim() - 1
-    k = _triple(kernel, nd)
+    k = per_axis(kernel, nd)
     padded = _end_pad(sources, k)
     priority = (2 - padded.to(torch.int16)).to(torch.float32)  # real 2, input_pad 1, layout_pad 0
     pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
@@ -154,41 +155,45 @@ def window_geometry(
 
 
 def partition(x: torch.Tensor, window: Sequence[int]) -> torch.Tensor:
-    """MONAI ``window_partition`` order for a tensor without channels.
+    """MONAI/timm ``window_partition`` order for a tensor without channels, 1-3 spatial axes.
 
     Args:
-        x: (B, D, H, W) with every spatial size a multiple of ``window``.
+        x: (B, *grid) with every spatial size a multiple of ``window``.
 
     Returns:
-        (B * nW, N) with windows ordered (b, d-window, h-window, w-window) and tokens row-major
-        inside a window, N = prod(window).
+        (B * nW, N) with windows ordered (b, window index row-major over the axes) and tokens
+        row-major inside a window, N = prod(window).
     """
-    b, d, h, w = x.shape
-    wd, wh, ww = window
-    x = x.reshape(b, d // wd, wd, h // wh, wh, w // ww, ww)
-    return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(-1, wd * wh * ww)
+    b, *grid = x.shape
+    nd = len(grid)
+    split = [b]
+    for size, w in zip(grid, window, strict=True):
+        split += [size // w, w]
+    order = [0, *range(1, 2 * nd, 2), *range(2, 2 * nd + 1, 2)]  # b, window indices, in-window offsets
+    return x.reshape(split).permute(order).reshape(-1, math.prod(window))
 
 
 def region_mask(padded: Sequence[int], window: Sequence[int], shift: Sequence[int]) -> torch.Tensor:
-    """The additive region mask of shifted windows, as MONAI's ``compute_mask``.
+    """The additive region mask of shifted windows, as MONAI's ``compute_mask`` (timm's likewise).
 
-    After the roll, a window can hold tokens from up to eight regions that were not neighbours;
+    After the roll, a window can hold tokens from up to 3^d regions that were not neighbours;
     pairs from different regions get -100 (Swin's convention), pairs from the same region 0.
 
     Args:
-        padded: spatial size (D, H, W) after end padding to a multiple of the window.
+        padded: spatial size after end padding to a multiple of the window (1-3 axes).
         window, shift: as returned by :func:`window_geometry`.
 
     Returns:
         (nW, N, N) float32 with values 0 and -100.
     """
+    nd = len(padded)
     labels = torch.zeros(tuple(padded), dtype=torch.int64)
     for axis, (size, ws, ss) in enumerate(zip(padded, window, shift, strict=True)):
         region = torch.zeros(size, dtype=torch.int64)  # slices (:-ws), (-ws:-ss), (-ss:)
         region[size - ws : size - ss if ss else size] = 1
         if ss:
             region[size - ss :] = 2
-        shape = [1, 1, 1]
+        shape = [1] * nd
         shape[axis] = size
         labels = labels * 3 + region.view(shape)
     win = partition(labels[None], window)  # (nW, N)
@@ -202,7 +207,7 @@ class WindowLayout:
 
     Attributes:
         sources: (B * nW, N) uint8 token sources in the order the block's attention sees them
-            (MONAI ``window_partition`` of the end-padded, rolled grid).
+            (``window_partition`` of the end-padded, rolled grid).
         window: the window actually used (after ``get_window_size``).
         shift: the shift actually used.
         padded: the spatial size after end padding to a multiple of the window.
@@ -223,33 +228,53 @@ class WindowLayout:
         return self.sources == REAL
 
 
+#: The two orders real libraries use: MONAI (and Hugging Face Swin) pad then roll, timm rolls then pads.
+ORDERS = ("pad-roll", "roll-pad")
+
+
 def window_layout(
     tokens: torch.Tensor,
     window_size: int | Sequence[int],
     shift_size: int | Sequence[int] = 0,
     *,
+    order: str = "pad-roll",
+    shrink: bool = True,
     with_region_mask: bool = True,
 ) -> WindowLayout:
-    """Lay out a token grid exactly as a MONAI ``SwinTransformerBlock`` does.
+    """Lay out a token grid exactly as a windowed-attention block does (1-3 spatial axes).
 
     Args:
-        tokens: (B, D, H, W) bool real-token mask or uint8 sources of the block's input grid.
+        tokens: (B, *grid) bool real-token mask or uint8 sources of the block's input grid,
+            with 1, 2 or 3 spatial axes.
         window_size: nominal window (int or per axis); anisotropic windows allowed.
         shift_size: nominal shift (0 for a regular block, usually window // 2 for a shifted one).
-        with_region_mask: compute the -100 region mask for shifted blocks.
+        order: ``"pad-roll"`` (MONAI ``SwinTransformerBlock``, Hugging Face Swin: end padding to a
+            window multiple, then ``torch.roll`` by minus the shift) or ``"roll-pad"`` (timm
+            ``SwinTransformerBlock``: roll the unpadded grid, then end-pad).
+        shrink: apply MONAI's ``get_window_size`` rule (:func:`window_geometry`); pass False
+            where the model already stores the window it uses (timm, Hugging Face).
+        with_region_mask: compute the -100 region mask for shifted blocks (on the padded grid).
 
     Returns:
         A :class:`WindowLayout`; its ``sources`` are (B * nW, N).
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     sources = as_sources(tokens)
-    if sources.dim() != 4:
-        raise ValueError(f"expected tokens (B, D, H, W), got shape {tuple(sources.shape)}")
+    nd = sources.dim() - 1
+    if nd not in (1, 2, 3):
+        raise ValueError(f"expected tokens (B, *grid) with 1-3 spatial axes, got {tuple(sources.shape)}")
     grid = tuple(sources.shape[1:])
-    window, shift = window_geometry(grid, _triple(window_size, 3), _triple(shift_size, 3))
+    window, shift = per_axis(window_size, nd), per_axis(shift_size, nd)
+    if shrink:
+        window, shift = window_geometry(grid, window, shift)
+    dims = tuple(range(1, nd + 1))
+    if order == "roll-pad" and any(shift):
+        sources = torch.roll(sources, shifts=tuple(-s for s in shift), dims=dims)
     padded_src = _end_pad(sources, window)  # end padding to a window multiple: layout padding
     padded = tuple(padded_src.shape[1:])
-    if any(shift):
-        padded_src = torch.roll(padded_src, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    if order == "pad-roll" and any(shift):
+        padded_src = torch.roll(padded_src, shifts=tuple(-s for s in shift), dims=dims)
     windows = partition(padded_src, window)
     num_windows = math.prod(p // w for p, w in zip(padded, window, strict=True))
     mask = None

@@ -307,3 +307,56 @@ def test_minibatch_cka_is_not_clamped():
     value = float(metric.compute()[0, 0])
     assert value < 0
     assert value == pytest.approx(float(linear_cka(x, y, unbiased=True)), rel=1e-12)
+
+
+# ---------------------------------------------------------------- MinibatchCKA inputs: lists and dicts
+def test_minibatch_cka_rejects_a_bare_tensor():
+    metric = MinibatchCKA()
+    with pytest.raises(TypeError, match="single tensor.*list"):
+        metric.update(torch.randn(16, 8, 50))  # would otherwise be read as 16 layers
+    with pytest.raises(TypeError, match="acts_b is a single tensor"):
+        metric.update([torch.randn(16, 8)], torch.randn(16, 8))
+    with pytest.raises(TypeError, match="list or tuple"):
+        metric.update(iter([torch.randn(16, 8)]))
+    with pytest.raises(TypeError, match="not a torch.Tensor"):
+        metric.update({"x": [[1.0] * 4] * 8})
+    assert metric.hsic_ab is None  # nothing was added
+
+
+def test_minibatch_cka_dict_and_list_give_the_same_matrix_and_keep_the_names():
+    names_a, names_b = ["blocks.0", "blocks.1", "head"], ["enc.0", "enc.1"]
+    batches = [(_layers(10 * k, 7, [(3, 2), (4,), (2, 2, 2)]), _layers(10 * k + 5, 7, [(5,), (3, 3)]))
+               for k in range(3)]
+    as_list, as_dict, as_tuple = MinibatchCKA(), MinibatchCKA(), MinibatchCKA()
+    for acts_a, acts_b in batches:
+        as_list.update(acts_a, acts_b)
+        as_dict.update(dict(zip(names_a, acts_a, strict=True)), dict(zip(names_b, acts_b, strict=True)))
+        as_tuple.update(tuple(acts_a), tuple(acts_b))
+    assert torch.equal(as_dict.compute(), as_list.compute())
+    assert torch.equal(as_tuple.compute(), as_list.compute())
+    assert as_dict.layers_a == tuple(names_a) and as_dict.layers_b == tuple(names_b)
+    assert as_list.layers_a is None and as_list.layers_b is None
+    self_dict = MinibatchCKA()
+    self_dict.update(dict(zip(names_a, batches[0][0], strict=True)))
+    assert self_dict.layers_a == self_dict.layers_b == tuple(names_a)
+    as_dict.reset()
+    assert as_dict.layers_a is None and as_dict.layers_b is None
+
+
+def test_minibatch_cka_rejects_layer_names_that_change_between_updates():
+    acts = _layers(0, 6, [(4,), (3,)])
+    metric = MinibatchCKA()
+    metric.update({"a": acts[0], "b": acts[1]}, {"c": acts[0]})
+    with pytest.raises(ValueError, match=r"acts_a layer names changed.*\['a', 'b'\].*\['b', 'a'\]"):
+        metric.update({"b": acts[1], "a": acts[0]}, {"c": acts[0]})  # same names, other order
+    with pytest.raises(ValueError, match="acts_b layer names changed"):
+        metric.update({"a": acts[0], "b": acts[1]}, {"d": acts[0]})
+    with pytest.raises(ValueError, match="acts_a was a dict .* is a list"):
+        metric.update(acts, {"c": acts[0]})
+    assert float(metric.count) == 1  # rejected updates add nothing
+    metric.update({"a": acts[0], "b": acts[1]}, {"c": acts[0]})
+    assert float(metric.count) == 2
+    from_list = MinibatchCKA()
+    from_list.update(acts)
+    with pytest.raises(ValueError, match="acts_a was a list .* is a dict"):
+        from_list.update({"a": acts[0], "b": acts[1]})

@@ -131,7 +131,7 @@ def test_window_layout_accepts_bool_masks_and_checks_shape():
     real = torch.ones(1, 7, 7, 7, dtype=torch.bool)
     layout = masks.window_layout(real, 7)
     assert layout.num_windows == 1 and layout.real.all()
-    with pytest.raises(ValueError, match="B, D, H, W"):
-        masks.window_layout(torch.ones(7, 7, 7, dtype=torch.bool), 7)
+    with pytest.raises(ValueError, match="1-3 spatial axes"):
+        masks.window_layout(torch.ones(1, 7, 7, 7, 7, dtype=torch.bool), 7)
     with pytest.raises(TypeError):
         masks.as_sources(torch.ones(2, 2, dtype=torch.float32))

@@ -9,3 +9,23 @@ OVERWRITE_HELP = (
     "Write into an --out that holds other files; only this command's own files are replaced, "
     "nothing else is deleted."
 )
+
+#: Top-level modules of the ``study`` extra: without them the command says how to install them.
+STUDY_MODULES = frozenset({"monai", "nibabel", "zarr", "matplotlib", "plotly", "scipy", "statsmodels",
+                           "sklearn", "safetensors", "typer", "rich", "click"})
+STUDY_HINT = "pip install 'attndilute[study]'"
+
+
+def run() -> int:
+    """The ``attndilute`` console script: one line, not a traceback, without the study extra."""
+    import sys
+
+    try:
+        from attndilute.cli.main import main
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in STUDY_MODULES:
+            raise
+        print(f"error: the attndilute command needs the study extra (no module {err.name!r}): {STUDY_HINT}",
+              file=sys.stderr)
+        return 2
+    return main()

@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         where = err.filename if err.filename is not None else "a file"
         return _fail(f"error: {where}: {err.strerror or type(err).__name__} (check the path and its "
                      "permissions, and that the disk has space)", 2)
+    except ModuleNotFoundError as err:
+        from attndilute.cli import STUDY_HINT, STUDY_MODULES
+
+        if (err.name or "").split(".")[0] not in STUDY_MODULES:
+            return _fail(f"error: unexpected ModuleNotFoundError: {_one_line(err)} (rerun with --debug)", 1)
+        return _fail(f"error: this command needs the study extra (no module {err.name!r}): {STUDY_HINT}", 2)
     except MemoryError:
         return _fail("error: out of memory (use a smaller --crop or --batch-size)", 2)
     except Exception as err:  # noqa: BLE001 - the last line of defence: one line, no traceback

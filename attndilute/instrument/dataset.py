@@ -31,11 +31,19 @@ def _ratio(num: np.ndarray, den: np.ndarray, n_real: np.ndarray) -> np.ndarray:
     return np.where(n_real > 0, out, np.nan)
 
 
-def to_dataset(meter, scans: Sequence[str], padding_fraction: torch.Tensor):
-    """Build the Dataset from an :class:`~attndilute.instrument.meter.ADIMeter`'s sums."""
+def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torch.Tensor | None = None):
+    """Build the Dataset from an :class:`~attndilute.instrument.meter.ADIMeter`'s sums.
+
+    ``adi``, ``adi_input_pad`` and ``adi_layout_pad`` follow the meter's ``windows`` mode
+    (attribute ``windows``); ``adi_pooled`` (ratio of sums over all windows of a block) and
+    ``adi_window_mean`` (mean of per-window ADI over windows holding real queries) are both kept.
+    ``scans`` / ``padding_fraction`` override the names and values the meter recorded.
+    """
     import xarray as xr
 
     sums = meter.sums()
+    scans = meter.scans if scans is None else scans
+    padding_fraction = meter.padding_fractions if padding_fraction is None else padding_fraction
     h = sums["h"].numpy()  # (S, L, H, 3, 3)
     m = sums["mass"].numpy()
     n = sums["count"].numpy()  # (S, L, 3)
@@ -46,10 +54,18 @@ def to_dataset(meter, scans: Sequence[str], padding_fraction: torch.Tensor):
     h_rp = h[..., r, pad].sum(-1)
     total = h_rr + h_rp
     dims3 = ("scan", "layer", "head")
+    pooled = [_ratio(part, total, n_real) for part in (h_rp, h[..., r, i], h[..., r, lp])]
+    nw = sums["windows"].numpy()[:, :, None, None]  # (S, L, 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(nw > 0, sums["window_adi"].numpy() / np.where(nw > 0, nw, 1), np.nan)  # (S, L, H, 3)
+    mean = [mean[..., k] for k in range(3)]
+    chosen = mean if meter.windows_mode == "mean" else pooled
     data = {
-        "adi": (dims3, _ratio(h_rp, total, n_real)),
-        "adi_input_pad": (dims3, _ratio(h[..., r, i], total, n_real)),
-        "adi_layout_pad": (dims3, _ratio(h[..., r, lp], total, n_real)),
+        "adi": (dims3, chosen[0]),
+        "adi_input_pad": (dims3, chosen[1]),
+        "adi_layout_pad": (dims3, chosen[2]),
+        "adi_pooled": (dims3, pooled[0]),
+        "adi_window_mean": (dims3, mean[0]),
         "h_rr": (dims3, h_rr),
         "h_rp": (dims3, h_rp),
         "h_pr": (dims3, h[..., pad, r].sum(-1)),
@@ -72,8 +88,10 @@ def to_dataset(meter, scans: Sequence[str], padding_fraction: torch.Tensor):
     sites = meter.sites
     windows = meter.windows()
 
+    nd = max((len(w) for w, _ in windows if w is not None), default=3)
+
     def axis_coord(values):
-        return np.array([v if v is not None else (-1, -1, -1) for v in values], dtype=np.int64)
+        return np.array([v if v is not None else (-1,) * nd for v in values], dtype=np.int64).reshape(-1, nd)
 
     coords = {
         "scan": np.array([str(s) for s in scans], dtype=object),  # variable-length strings in zarr
@@ -94,7 +112,11 @@ def to_dataset(meter, scans: Sequence[str], padding_fraction: torch.Tensor):
 
     attrs = {
         "heads": meter.heads,
-        "definition": "adi = h_rp / (h_rr + h_rp) per scan, layer, head (seed Eq. 7)",
+        "windows": meter.windows_mode,
+        "definition": "adi = h_rp / (h_rr + h_rp) per scan, layer, head (seed Eq. 7)"
+        + (" within each window, averaged over windows holding real queries" if meter.windows_mode == "mean"
+           else ", sums over all windows of the block"),
+        "padding_fraction_definition": "share of non-real input elements",
         "attndilute_version": __version__,
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)

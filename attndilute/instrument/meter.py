@@ -25,74 +25,133 @@ from attndilute.instrument.reduce import count_queries, reduce_attention
 from attndilute.instrument.sites import AttentionSite, SiteLayout, find_sites
 
 HEAD_MODES = ("per-head", "mean-attention")
+WINDOW_MODES = ("pooled", "mean")
+_STATES = ("h", "mass", "count", "window_adi", "windows")
 
 
 class ADIMeter:
-    """Accumulate entropy sums of every attention site over forward calls.
+    """Accumulate the entropy sums of every attention site over batches (an accumulator).
 
-    Use as a context manager around forwards; call :meth:`set_real` before each forward with that
-    batch's real mask. States are sums (per scan, site, head, query source, key source), so
-    batches of different scans are appended and the same scans could be all-reduced.
+    Like a torchmetrics metric: :meth:`update` runs one batch through the model with the sites
+    connected and keeps only sums; :meth:`compute` gives the ADI, :meth:`to_dataset` the whole
+    result, :meth:`reset` forgets, :meth:`sync` gathers the batches of every process (DDP). The
+    sites are connected only inside :meth:`update` (or a ``with meter:`` block), so every hook
+    and every switch (fused attention) is undone after each batch, also when the forward raises.
 
     Args:
         model: the model (any model an adapter recognises).
         heads: ``"per-head"`` (Eq. 6-7, default) or ``"mean-attention"`` (average the attention
             over heads first, as the seed's released code).
+        windows: ``"pooled"`` (default: Eq. 7 as a ratio of sums over all windows of a block) or
+            ``"mean"`` (the mean of each window's Eq. 7 over the windows holding real queries).
         sites: explicit sites; default :func:`attndilute.instrument.find_sites`.
     """
 
     def __init__(
-        self, model: nn.Module, *, heads: str = "per-head", sites: Sequence[AttentionSite] | None = None
+        self,
+        model: nn.Module,
+        *,
+        heads: str = "per-head",
+        windows: str = "pooled",
+        sites: Sequence[AttentionSite] | None = None,
     ):
         if heads not in HEAD_MODES:
             raise ValueError(f"heads must be one of {HEAD_MODES}, got {heads!r}")
+        if windows not in WINDOW_MODES:
+            raise ValueError(f"windows must be one of {WINDOW_MODES}, got {windows!r}")
         self.model = model
         self.mean_heads = heads == "mean-attention"
         self.heads = heads
+        self.windows_mode = windows
         self.sites = list(sites) if sites is not None else find_sites(model)
-        self._handles: list[Any] = []
-        self._flash: list[tuple[nn.Module, bool]] = []
+        self._removers: list[Any] = []
         self._sources: torch.Tensor | None = None
         self._pending: dict[int, SiteLayout] = {}
         self.reset()
 
     # -- state
     def reset(self) -> None:
+        """Forget every batch."""
         self._batches: list[dict[str, Any]] = []
 
-    def set_real(self, real: torch.Tensor) -> None:
-        """Set the voxel real mask (B, X, Y, Z) bool (or uint8 sources) of the next forward."""
+    def set_real(
+        self,
+        real: torch.Tensor,
+        *,
+        scans: Sequence[str] | None = None,
+        padding_fraction: Sequence[float] | torch.Tensor | None = None,
+    ) -> None:
+        """Start a batch: its real mask ``(B, *spatial)`` or ``(B, L)`` bool (or uint8 sources).
+
+        Args:
+            real: True where the input element is not padding.
+            scans: B names (default ``scan<i>`` numbered over all batches).
+            padding_fraction: B values (default: the share of non-real elements of ``real``).
+        """
         self._sources = masks.as_sources(real)
-        self._current = {
-            "h": [None] * len(self.sites),
-            "mass": [None] * len(self.sites),
-            "count": [None] * len(self.sites),
-            "window": [None] * len(self.sites),
-            "shift": [None] * len(self.sites),
-            "calls": [0] * len(self.sites),
-            "num_scans": int(real.shape[0]),
-        }
+        b = int(real.shape[0])
+        done = sum(batch["num_scans"] for batch in self._batches)
+        names = [str(n) for n in scans] if scans is not None else [f"scan{done + i}" for i in range(b)]
+        pf = share_not_real(real) if padding_fraction is None else torch.as_tensor(padding_fraction).double()
+        if len(names) != b or pf.numel() != b:
+            raise ValueError(f"{len(names)} scan names and {pf.numel()} padding fractions for {b} scans")
+        self._current = {name: [None] * len(self.sites) for name in _STATES}
+        self._current.update(window=[None] * len(self.sites), shift=[None] * len(self.sites), num_scans=b,
+                             scans=names, padding_fraction=pf.reshape(-1).cpu())
         self._batches.append(self._current)
+
+    def update(
+        self,
+        inputs: torch.Tensor,
+        real: torch.Tensor,
+        *,
+        scans: Sequence[str] | None = None,
+        padding_fraction: Sequence[float] | torch.Tensor | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        """Run ``model(inputs, **forward_kwargs)`` on one batch and add its sums.
+
+        Args:
+            inputs: the model's first positional input: images ``(B, C, *spatial)`` with 1-3
+                spatial axes, or token ids ``(B, L)``.
+            real: ``(B, *spatial)`` or ``(B, L)`` bool, True where the input is not padding.
+            scans, padding_fraction: see :meth:`set_real`.
+            forward_kwargs: passed to the forward unchanged (e.g. a Hugging Face ``attention_mask``).
+            autocast_dtype: run the forward under ``torch.autocast`` with this dtype (the entropy
+                stays float32).
+        """
+        real = check_inputs(inputs, real)
+        kwargs = dict(forward_kwargs or {})
+        if _accepts_real(self.model) and "real" not in kwargs and inputs.dim() == real.dim() + 1:
+            kwargs["real"] = real  # SMIT: its own padding mask (mask_padding) needs the real mask
+        with self, torch.no_grad():
+            self.set_real(real, scans=scans, padding_fraction=padding_fraction)
+            if autocast_dtype is not None:
+                with torch.autocast(inputs.device.type, dtype=autocast_dtype):
+                    self.model(inputs, **kwargs)
+            else:
+                self.model(inputs, **kwargs)
+        self._check_ran(self._current)
 
     # -- hooks
     def __enter__(self) -> ADIMeter:
-        for i, site in enumerate(self.sites):
-            if site.watch is not None:
-                self._handles.append(site.watch.register_forward_pre_hook(self._watch_hook(i)))
-            self._handles.append(site.softmax.register_forward_hook(self._softmax_hook(i)))
-            attn = site.attention
-            if attn is not None and getattr(attn, "use_flash_attention", False):
-                self._flash.append((attn, True))
-                attn.use_flash_attention = False
+        if self._removers:
+            return self  # already connected (update inside a ``with meter:`` block)
+        try:
+            for i, site in enumerate(self.sites):
+                if site.watch is not None:
+                    self._removers.append(site.watch.register_forward_pre_hook(self._watch_hook(i)).remove)
+                self._removers.append(site.connect(self._on_attention(i)))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        for attn, flag in self._flash:
-            attn.use_flash_attention = flag
-        self._flash.clear()
+        removers, self._removers = self._removers, []
+        for remove in reversed(removers):
+            remove()
         self._pending.clear()
 
     def _layout(self, i: int, inputs: tuple) -> SiteLayout:
@@ -106,24 +165,31 @@ class ADIMeter:
 
         return hook
 
-    def _softmax_hook(self, i: int):
-        def hook(module, args, output):
+    def _on_attention(self, i: int):
+        def receive(attn: torch.Tensor) -> None:  # attn: (G, heads, Nq, Nk)
             layout = self._pending.pop(i, None)
             if layout is None:
-                layout = self._layout(i, args)
+                layout = self._layout(i, ())
             cur = self._current
-            h, mass = reduce_attention(output.detach(), layout, cur["num_scans"], mean_heads=self.mean_heads)
-            count = count_queries(layout, cur["num_scans"])
-            if cur["h"][i] is None:
-                cur["h"][i], cur["mass"][i], cur["count"][i] = h, mass, count
-            else:  # a site called more than once per forward (e.g. recomputation): sums add up
-                cur["h"][i] += h
-                cur["mass"][i] += mass
-                cur["count"][i] += count
+            sums = reduce_attention(attn.detach(), layout, cur["num_scans"], mean_heads=self.mean_heads)
+            sums["count"] = count_queries(layout, cur["num_scans"])
+            for name in _STATES:
+                # a site called more than once per forward (e.g. recomputation): sums add up
+                cur[name][i] = sums[name] if cur[name][i] is None else cur[name][i] + sums[name]
             cur["window"][i], cur["shift"][i] = layout.window, layout.shift
-            cur["calls"][i] += 1
 
-        return hook
+        return receive
+
+    def _check_ran(self, batch: dict[str, Any]) -> None:
+        missing = [self.sites[i].name for i, v in enumerate(batch["h"]) if v is None]
+        if missing:
+            raise RuntimeError(
+                f"these attention sites did not run: {', '.join(missing[:5])}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                + ". Their weights were never formed: a fused kernel the adapter could not switch off "
+                "(MONAI use_flash_attention, timm fused_attn, the Hugging Face attention implementation), "
+                "or a forward that skips these modules"
+            )
 
     # -- results
     def sums(self) -> dict[str, torch.Tensor]:
@@ -131,31 +197,69 @@ class ADIMeter:
 
         Returns:
             ``h`` and ``mass`` (scans, sites, max_heads, 3, 3) float64 with NaN for absent heads,
-            ``count`` (scans, sites, 3) query counts per source.
+            ``count`` (scans, sites, 3) query counts per source, ``window_adi`` (scans, sites,
+            max_heads, 3) summed per-window ADI (total, input pad, layout pad), ``windows``
+            (scans, sites) windows holding real queries.
         """
         if not self._batches:
             raise RuntimeError("no forward was measured")
         heads = 1 if self.mean_heads else max(s.num_heads for s in self.sites)
-        hs, ms, cs = [], [], []
+        out: dict[str, list[torch.Tensor]] = {name: [] for name in _STATES}
         for batch in self._batches:
-            missing = [self.sites[i].name for i, v in enumerate(batch["h"]) if v is None]
-            if missing:
-                raise RuntimeError(f"these attention sites did not run: {', '.join(missing[:5])}")
+            self._check_ran(batch)
             b = batch["num_scans"]
-            h = torch.full((b, len(self.sites), heads, 3, 3), torch.nan, dtype=torch.float64)
-            m = h.clone()
-            for i, (hi, mi) in enumerate(zip(batch["h"], batch["mass"], strict=True)):
-                h[:, i, : hi.shape[1]] = hi.cpu()
-                m[:, i, : mi.shape[1]] = mi.cpu()
-            hs.append(h)
-            ms.append(m)
-            cs.append(torch.stack([c.cpu() for c in batch["count"]], 1))
-        return {"h": torch.cat(hs), "mass": torch.cat(ms), "count": torch.cat(cs)}
+            for name, tail in (("h", (3, 3)), ("mass", (3, 3)), ("window_adi", (3,))):
+                full = torch.full((b, len(self.sites), heads, *tail), torch.nan, dtype=torch.float64)
+                for i, value in enumerate(batch[name]):
+                    full[:, i, : value.shape[1]] = value.cpu()
+                out[name].append(full)
+            out["count"].append(torch.stack([c.cpu() for c in batch["count"]], 1))
+            out["windows"].append(torch.stack([w.cpu() for w in batch["windows"]], 1))
+        return {name: torch.cat(values) for name, values in out.items()}
+
+    @property
+    def scans(self) -> list[str]:
+        """Scan names of all batches, in order."""
+        return [name for batch in self._batches for name in batch["scans"]]
+
+    @property
+    def padding_fractions(self) -> torch.Tensor:
+        """(scans,) float64 padding fractions of all batches."""
+        return torch.cat([batch["padding_fraction"] for batch in self._batches])
 
     def windows(self) -> list[tuple[tuple | None, tuple | None]]:
         """(window, shift) each site actually used in the last batch."""
         cur = self._batches[-1]
         return list(zip(cur["window"], cur["shift"], strict=True))
+
+    def compute(self) -> torch.Tensor:
+        """ADI (Eq. 7) per scan, site and head: (scans, sites, max_heads) float64, NaN where none."""
+        return torch.from_numpy(self.to_dataset()["adi"].values)
+
+    def to_dataset(self):
+        """The result as an ``xarray.Dataset`` (DESIGN §3; see ``attndilute.instrument.dataset``)."""
+        from attndilute.instrument.dataset import to_dataset
+
+        return to_dataset(self)
+
+    def sync(self) -> None:
+        """Gather the batches of every process (``torch.distributed``), in rank order; no-op alone."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return
+        mine = [{k: _to_cpu(v) for k, v in batch.items()} for batch in self._batches]
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, mine)
+        self._batches = [batch for rank in gathered for batch in rank]
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value
 
 
 def _accepts_real(model: nn.Module) -> bool:
@@ -165,8 +269,13 @@ def _accepts_real(model: nn.Module) -> bool:
         return False
 
 
+def share_not_real(real: torch.Tensor) -> torch.Tensor:
+    """(B,) float64: the share of input elements that are padding (the default padding fraction)."""
+    return 1.0 - real.reshape(real.shape[0], -1).double().mean(1).cpu()
+
+
 def axial_padding_fraction(real: torch.Tensor) -> torch.Tensor:
-    """Padding fraction per scan from a real mask (Eq. 4 with L = real slices along Z).
+    """Padding fraction per scan from a 3-D real mask (Eq. 4 with L = real slices along Z).
 
     Args:
         real: (B, X, Y, Z) bool.
@@ -178,56 +287,63 @@ def axial_padding_fraction(real: torch.Tensor) -> torch.Tensor:
     return 1.0 - slices.double().sum(1) / real.shape[-1]
 
 
+def check_inputs(inputs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``real`` as a bool tensor on ``inputs``' device, after checking the two shapes agree.
+
+    Images ``(B, C, *spatial)`` with 1-3 spatial axes take ``real (B, *spatial)``; token ids
+    ``(B, L)`` take ``real (B, L)``.
+    """
+    images = inputs.dim() in (3, 4, 5) and real.dim() == inputs.dim() - 1
+    images = images and real.shape[1:] == inputs.shape[2:]
+    tokens = inputs.dim() == 2 and real.shape == inputs.shape
+    if real.shape[:1] != inputs.shape[:1] or not (images or tokens):
+        raise ValueError(
+            f"inputs {tuple(inputs.shape)} and real {tuple(real.shape)} do not match: expected images "
+            "(B, C, *spatial) with 1-3 spatial axes and real (B, *spatial), or tokens (B, L) and real (B, L)"
+        )
+    return real.to(inputs.device).bool()
+
+
 def measure_adi(
     model: nn.Module,
-    images: torch.Tensor,
+    inputs: torch.Tensor,
     real: torch.Tensor,
     *,
     heads: str = "per-head",
+    windows: str = "pooled",
     scans: Sequence[str] | None = None,
     padding_fraction: Sequence[float] | torch.Tensor | None = None,
     sites: Sequence[AttentionSite] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
 ):
     """Attention dilution index of every block, head and scan, measured online (Eq. 4-7).
 
     Args:
-        model: a model an adapter recognises (MONAI ``SwinUNETR`` v1/v2, SMIT, or registered).
-        images: (B, C, X, Y, Z) in the model's input space.
-        real: (B, X, Y, Z) bool, True where the voxel came from the image.
+        model: a model an adapter recognises (MONAI ``SwinUNETR`` v1/v2 2-D or 3-D, SMIT, timm
+            Swin and ViT, Hugging Face models, or one registered with ``register_adapter``).
+        inputs: the model's first positional input: images ``(B, C, *spatial)`` with 1-3
+            spatial axes, or token ids ``(B, L)``.
+        real: ``(B, *spatial)`` or ``(B, L)`` bool, True where the input is not padding.
         heads: ``"per-head"`` (Eq. 6-7) or ``"mean-attention"`` (the seed's released code).
+        windows: ``"pooled"`` (ratio of sums over windows) or ``"mean"`` (mean of per-window ADI).
         scans: B scan names (default ``scan0``, ``scan1``, ...).
-        padding_fraction: B padding fractions (Eq. 4); default from ``real``
-            (:func:`axial_padding_fraction`).
+        padding_fraction: B padding fractions; default the share of non-real input elements
+            (the CLI passes Eq. 4's axial value for 3-D volumes; the Dataset's
+            ``padding_fraction_definition`` attribute says which it holds).
         sites: explicit attention sites (default: found by the adapters).
         autocast_dtype: run the forward under ``torch.autocast`` with this dtype (entropy stays
             float32).
+        forward_kwargs: passed to the forward unchanged (e.g. a Hugging Face ``attention_mask``).
 
     Returns:
-        ``xarray.Dataset`` with dims ``scan, layer, head`` (see :func:`to_dataset`).
+        ``xarray.Dataset`` with dims ``scan, layer, head`` (see
+        :func:`attndilute.instrument.dataset.to_dataset`).
     """
-    from attndilute.instrument.dataset import to_dataset
-
-    if (
-        images.dim() != 5
-        or real.dim() != 4
-        or real.shape[0] != images.shape[0]
-        or real.shape[1:] != images.shape[2:]
-    ):
-        raise ValueError(
-            f"images {tuple(images.shape)} and real {tuple(real.shape)} do not match: "
-            "expected (B, C, X, Y, Z) and (B, X, Y, Z)"
-        )
-    real = real.to(images.device).bool()
-    meter = ADIMeter(model, heads=heads, sites=sites)
-    kwargs = {"real": real} if _accepts_real(model) else {}
-    with meter, torch.no_grad():
-        meter.set_real(real)
-        if autocast_dtype is not None:
-            with torch.autocast(images.device.type, dtype=autocast_dtype):
-                model(images, **kwargs)
-        else:
-            model(images, **kwargs)
-    pf = axial_padding_fraction(real.cpu()) if padding_fraction is None else torch.as_tensor(padding_fraction)
-    names = list(scans) if scans is not None else [f"scan{i}" for i in range(images.shape[0])]
-    return to_dataset(meter, names, pf)
+    meter = ADIMeter(model, heads=heads, windows=windows, sites=sites)
+    meter.update(inputs, real, scans=scans, padding_fraction=padding_fraction, forward_kwargs=forward_kwargs,
+                 autocast_dtype=autocast_dtype)
+    ds = meter.to_dataset()
+    if padding_fraction is not None:
+        ds.attrs["padding_fraction_definition"] = "given by the caller"
+    return ds

@@ -2,7 +2,9 @@
 
 The attention ``(G, heads, Nq, Nk)`` of one block is consumed in chunks of groups (windows), so
 the extra memory is a small fraction of the map the model already holds, and only sums leave:
-per scan and head a 3x3 matrix (query source x key source) of entropy and of attention mass.
+per scan and head a 3x3 matrix (query source x key source) of entropy and of attention mass, and
+the sum of per-window ADI for ``windows="mean"``. The formulas are the core's
+(:func:`attndilute.entropy.source_entropy`); nothing here re-implements Eq. 5-6.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attndilute.entropy import source_entropy
 from attndilute.instrument.sites import SiteLayout
+from attndilute.masks import INPUT_PAD, LAYOUT_PAD, REAL
 
 NUM_SOURCES = 3
 CHUNK_ELEMENTS = 1 << 23  # ~32 MB of float32 per temporary
@@ -23,7 +27,7 @@ def reduce_attention(
     *,
     mean_heads: bool = False,
     chunk_elements: int = CHUNK_ELEMENTS,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Entropy and mass sums of one attention call, by scan, head, query and key source.
 
     Args:
@@ -35,8 +39,11 @@ def reduce_attention(
         chunk_elements: work on at most about this many attention entries at a time.
 
     Returns:
-        (h, mass), each (B, heads or 1, 3, 3) float64: ``h[b, k, s, t]`` is the entropy that
-        queries of source s in scan b spend on keys of source t in head k.
+        ``h`` and ``mass``, each (B, heads or 1, 3, 3) float64: ``h[b, k, s, t]`` is the entropy
+        that queries of source s in scan b spend on keys of source t in head k (Eq. 5-6, through
+        :func:`attndilute.entropy.source_entropy`); ``window_adi`` (B, heads or 1, 3): the sum over
+        groups (windows) holding real queries of each window's ADI (Eq. 7 inside the window) and
+        its input-pad and layout-pad parts; ``windows`` (B,): how many such windows.
     """
     g, heads, nq, nk = attn.shape
     if layout.query_sources.shape != (g, nq) or layout.key_sources.shape != (g, nk):
@@ -47,26 +54,32 @@ def reduce_attention(
     out_heads = 1 if mean_heads else heads
     h = torch.zeros(num_scans, out_heads, NUM_SOURCES, NUM_SOURCES, dtype=torch.float64, device=attn.device)
     mass = torch.zeros_like(h)
+    window_adi = torch.zeros(num_scans, out_heads, NUM_SOURCES, dtype=torch.float64, device=attn.device)
     q_hot = F.one_hot(layout.query_sources.long(), NUM_SOURCES).to(torch.float32)  # (G, Nq, 3)
     k_hot = F.one_hot(layout.key_sources.long(), NUM_SOURCES).to(torch.float32)  # (G, Nk, 3)
     scan_hot = F.one_hot(layout.scan_index.to(attn.device).long(), num_scans).to(torch.float64).T  # (B, G)
+    has_real = (layout.query_sources == REAL).any(1).to(attn.device)  # (G,)
     step = max(1, chunk_elements // max(1, heads * nq * nk))
     for start in range(0, g, step):
         sl = slice(start, start + step)
         p = attn[sl].to(torch.float32)  # (g', heads, Nq, Nk)
         if mean_heads:
             p = p.mean(1, keepdim=True)
-        keys = k_hot[sl, None]  # (g', 1, Nk, 3)
-        plogp_k = torch.special.xlogy(p, p) @ keys  # (g', heads', Nq, 3): -entropy on each key source
-        mass_k = p @ keys
-        q_t = q_hot[sl].transpose(1, 2)[:, None]  # (g', 1, 3, Nq)
-        per_group = torch.cat([(q_t @ plogp_k).neg_(), q_t @ mass_k], 1).double()  # (g', 2 heads', 3q, 3k)
+        hg, mg = source_entropy(p, q_hot[sl, None], k_hot[sl, None])  # (g', heads', 3q, 3k)
+        per_group = torch.cat([hg, mg], 1).double()  # (g', 2 heads', 3, 3)
         per_scan = (scan_hot[:, sl] @ per_group.reshape(per_group.shape[0], -1)).view(
             num_scans, 2, out_heads, 3, 3
         )
         h += per_scan[:, 0]
         mass += per_scan[:, 1]
-    return h, mass
+        real_rows = hg[:, :, REAL].double()  # (g', heads', 3k): entropy of the real queries by key source
+        total = real_rows.sum(-1, keepdim=True)
+        share = torch.where(total > 0, real_rows / total.clamp_min(1e-300), 0.0)  # (g', heads', 3)
+        share = torch.stack([share[..., INPUT_PAD] + share[..., LAYOUT_PAD], share[..., INPUT_PAD],
+                             share[..., LAYOUT_PAD]], -1) * has_real[sl, None, None]
+        window_adi += (scan_hot[:, sl] @ share.reshape(share.shape[0], -1)).view(num_scans, out_heads, 3)
+    windows = scan_hot @ has_real.double()  # (B,)
+    return {"h": h, "mass": mass, "window_adi": window_adi, "windows": windows}
 
 
 def count_queries(layout: SiteLayout, num_scans: int) -> torch.Tensor:

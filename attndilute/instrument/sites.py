@@ -1,13 +1,16 @@
 """Attention sites: where a model's attention weights appear, and which token each row/column is.
 
-An :class:`AttentionSite` names one softmax whose output is attention ``(G, heads, Nq, Nk)``
-and knows how to lay out the token sources of that call (:class:`SiteLayout`): which scan each of
-the G groups belongs to and the source (real / input_pad / layout_pad) of every query and key.
+An :class:`AttentionSite` names one attention call whose weights are ``(G, heads, Nq, Nk)`` and
+knows how to lay out the token sources of that call (:class:`SiteLayout`): which scan each of the
+G groups belongs to and the source (real / input_pad / layout_pad) of every query and key. How
+the weights reach the meter is the site's ``install``: by default a forward hook on a softmax
+module; adapters for fused or functional attention install what they need (and undo it).
 
 Adapters turn a model into its sites. The built-in :func:`swin_sites` covers every model with the
-MONAI block interface (MONAI ``SwinUNETR`` v1/v2, the project's SMIT): blocks with ``window_size``,
-``shift_size`` and ``attn.softmax``, grouped into stages by the module that holds their ``blocks``
-list. :func:`register_adapter` adds adapters for other transformers (see ``docs/adi.md``).
+MONAI block interface (MONAI ``SwinUNETR`` v1/v2 in 2-D and 3-D, the project's SMIT): blocks with
+``window_size``, ``shift_size`` and ``attn.softmax``, grouped into stages by the module that holds
+their ``blocks`` list. :func:`register_adapter` adds adapters for other transformers
+(``attndilute.instrument.adapters`` has timm and Hugging Face; see ``docs/adi.md``).
 """
 
 from __future__ import annotations
@@ -41,32 +44,60 @@ class SiteLayout:
     shift: tuple[int, ...] | None = None
 
 
+#: ``install(on_attention) -> remove``: make every call of a site pass its post-softmax weights
+#: ``(G, heads, Nq, Nk)`` to ``on_attention``; ``remove()`` undoes all of it (hooks and switches)
+#: and is called even when the forward raised.
+Installer = Callable[[Callable[[torch.Tensor], None]], Callable[[], None]]
+
+
 @dataclass
 class AttentionSite:
-    """One attention softmax to measure.
+    """One attention call to measure.
 
     Attributes:
         name: module path of the block (the ``name`` coordinate of the result).
-        stage: 0-based stage (S0..S3 in the seed).
+        stage: 0-based stage (S0..S3 in the seed; 0 for non-hierarchical models).
         block: 0-based index within the stage.
         num_heads: heads of the attention.
-        softmax: module whose forward output is the attention ``(G, heads, Nq, Nk)``.
-        layout: ``layout(sources, inputs) -> SiteLayout``; ``sources`` is the voxel-level
-            (B, X, Y, Z) uint8 source tensor of the batch, ``inputs`` the positional arguments the
-            ``watch`` module received on this call.
-        watch: module whose forward pre-hook captures ``inputs`` before the softmax runs
-            (for Swin: the block, whose input x is (B, D, H, W, C)).
-        attention: the attention module, for switching a fused path off (``use_flash_attention``).
+        softmax: module whose forward output is the attention ``(G, heads, Nq, Nk)`` (used by the
+            default ``install``), or None when ``install`` is given.
+        layout: ``layout(sources, inputs) -> SiteLayout``; ``sources`` is the input-level uint8
+            source tensor of the batch, ``(B, *spatial)`` for images or ``(B, L)`` for tokens, and
+            ``inputs`` the positional arguments the ``watch`` module received on this call.
+        watch: module whose forward pre-hook captures ``inputs`` before the attention runs
+            (for Swin: the block, whose input x is (B, *grid, C)).
+        attention: the attention module; the default ``install`` switches its
+            ``use_flash_attention`` off and back (MONAI).
+        install: how the weights reach the meter (:data:`Installer`); default: a forward hook on
+            ``softmax``.
     """
 
     name: str
     stage: int
     block: int
     num_heads: int
-    softmax: nn.Module
+    softmax: nn.Module | None
     layout: Callable[[torch.Tensor, tuple[Any, ...]], SiteLayout]
     watch: nn.Module | None = None
     attention: nn.Module | None = None
+    install: Installer | None = None
+
+    def connect(self, on_attention: Callable[[torch.Tensor], None]) -> Callable[[], None]:
+        """Install this site (its own ``install``, or the softmax hook); return the undo function."""
+        if self.install is not None:
+            return self.install(on_attention)
+        handle = self.softmax.register_forward_hook(lambda module, args, output: on_attention(output))
+        attn = self.attention
+        flash = bool(attn is not None and getattr(attn, "use_flash_attention", False))
+        if flash:
+            attn.use_flash_attention = False  # a fused kernel never forms the weights
+
+        def remove() -> None:
+            handle.remove()
+            if flash:
+                attn.use_flash_attention = True
+
+        return remove
 
 
 # ---------------------------------------------------------------- Swin (MONAI block interface)
@@ -75,7 +106,8 @@ class AttentionSite:
 def _is_swin_block(module: nn.Module) -> bool:
     attn = getattr(module, "attn", None)
     return (
-        hasattr(module, "window_size")
+        not type(module).__module__.startswith("timm.")  # timm rolls before it pads: its own adapter
+        and hasattr(module, "window_size")
         and hasattr(module, "shift_size")
         and attn is not None
         and isinstance(getattr(attn, "softmax", None), nn.Softmax)
@@ -83,15 +115,15 @@ def _is_swin_block(module: nn.Module) -> bool:
     )
 
 
-def _patch_size(model: nn.Module) -> tuple[int, int, int] | None:
+def _patch_size(model: nn.Module) -> tuple[int, ...] | None:
+    """The patch embedding's kernel per spatial axis (from its conv, else its ``patch_size``)."""
     for name, module in model.named_modules():
         if name.split(".")[-1] != "patch_embed":
             continue
-        size = getattr(module, "patch_size", None)
-        if size is None and hasattr(module, "proj"):
-            size = getattr(module.proj, "kernel_size", None)
+        proj = getattr(module, "proj", None)
+        size = getattr(proj, "kernel_size", None) or getattr(module, "patch_size", None)
         if size is not None:
-            return masks._triple(size, 3)
+            return tuple(int(v) for v in size) if not isinstance(size, int) else None
     return None
 
 
@@ -109,7 +141,7 @@ class _StageSources:
             self._src, self._chain, self._layouts = sources, [], {}
         if not self._chain:
             patch = self.patch
-            if patch is None:  # infer from the first grid seen: ceil(X / p) == D
+            if patch is None or len(patch) != len(shape):  # infer from the first grid: ceil(X / p) == D
                 if stage != 0:
                     raise RuntimeError("cannot infer the patch size: no stage-0 block ran first")
                 patch = tuple(math.ceil(x / d) for x, d in zip(sources.shape[1:], shape, strict=True))
@@ -151,8 +183,8 @@ def swin_sites(model: nn.Module) -> list[AttentionSite]:
         counters[parent] = index + 1
 
         def layout(sources, inputs, *, _block=block, _stage=stage):
-            x = inputs[0]  # (B, D, H, W, C)
-            grid = tuple(x.shape[1:4])
+            x = inputs[0]  # (B, *grid, C): (B, D, H, W, C) in 3-D, (B, H, W, C) in 2-D
+            grid = tuple(x.shape[1:-1])
             lay = tracker.layout(sources, _stage, grid, _block.window_size, _block.shift_size)
             nw = lay.num_windows
             scan = torch.arange(sources.shape[0], device=lay.sources.device).repeat_interleave(nw)
@@ -202,11 +234,16 @@ def list_adapters() -> list[str]:
 def find_sites(model: nn.Module) -> list[AttentionSite]:
     """The model's attention sites from the first adapter that recognises it.
 
+    An adapter that does not recognise a model returns no sites; one that fails on it is skipped.
+
     Raises:
         ValueError: if no adapter finds any attention in the model.
     """
     for _, adapter in _ADAPTERS:
-        sites = adapter(model)
+        try:
+            sites = adapter(model)
+        except Exception:  # noqa: BLE001 - an adapter that trips over a foreign model does not apply
+            continue
         if sites:
             return sites
     raise ValueError(

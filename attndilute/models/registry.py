@@ -64,7 +64,13 @@ def family_class(family: str) -> type[nn.Module]:
         raise AttnDiluteError(
             f"unknown model family {family!r}", hint=f"known: {', '.join(sorted(_FAMILIES))}"
         ) from None
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "monai":
+            raise
+        raise AttnDiluteError(f"the {family} model family needs MONAI",
+                              hint="pip install 'attndilute[study]'") from None
 
 
 def build(name: str, **kwargs: Any) -> nn.Module:

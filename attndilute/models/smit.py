@@ -33,15 +33,12 @@ from monai.networks.nets.swin_unetr import (
 )
 from torch import nn
 
+from attndilute.masks import per_axis
 from attndilute.models._masking import check_real, padding_context
 
 # SMIT's merging order of the 2x2x2 sub-grids (offsets along D, H, W); differs from MONAI's v1
 # PatchMerging in entries 5 and 6, and the learned reduction depends on it.
 _MERGE_OFFSETS = ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1))
-
-
-def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
-    return (int(v),) * 3 if isinstance(v, int) else tuple(int(i) for i in v)  # type: ignore[return-value]
 
 
 class Mlp(nn.Module):
@@ -301,7 +298,7 @@ class SMIT(nn.Module):
             in_channels,
             embed_dim,
             self.patch_size,
-            _triple(window_size),
+            per_axis(window_size, 3),
             depths,
             num_heads,
             patch_norm,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from attndilute.capture import pick_tensor, pool_grid
 from attndilute.errors import AttnDiluteError
 from attndilute.store.layers import LayerSpec
 
@@ -80,8 +81,7 @@ def pool_tokens(t: torch.Tensor, *, layout: str, pool: Sequence[int] | None) -> 
         return Pooled(flat, "flat", (), flat.shape[1])
     x = t.permute(0, 4, 1, 2, 3) if layout == "channels_last" else t  # (B, C, D, H, W)
     if pool is not None:
-        size = tuple(min(int(s), int(p)) for s, p in zip(x.shape[2:], pool, strict=True))
-        x = nn.functional.adaptive_avg_pool3d(x.float(), size)  # (B, C, t0, t1, t2)
+        x = pool_grid(x.float(), pool)  # (B, C, t0, t1, t2), never upsampled
     x = x.float()
     return Pooled(x.reshape(x.shape[0], -1), layout, tuple(int(s) for s in x.shape[2:]), int(x.shape[1]))
 
@@ -91,13 +91,8 @@ class _Done(Exception):
 
 
 def _pick_tensor(output, spec: LayerSpec) -> torch.Tensor | None:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple | list):
-        tensors = [o for o in output if isinstance(o, torch.Tensor)]
-        if tensors:  # a stage hands on its last output (after patch merging); others their first
-            return tensors[-1] if spec.kind == "stage" else tensors[0]
-    return None
+    # a stage hands on its last output (after patch merging); others their first
+    return pick_tensor(output, -1 if spec.kind == "stage" else 0)
 
 
 class LayerCapture:

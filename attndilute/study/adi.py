@@ -150,7 +150,9 @@ def run_adi(
             images, real, pfs = _load_batch(batch, crop, spacing, in_channels)
             ds = measure_batch(net, images.to(device), real.to(device), [c.name for c in batch], pfs,
                                heads=heads, autocast=dtypes[autocast])
-            ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing))
+            ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing),
+                            padding_fraction_definition="Eq. 4: max(1 - L/C, 0), L the axial extent after "
+                                                        "resampling, C the crop along Z")
             parts.commit(ds)
             if progress is not None:
                 progress(len(done) + start + len(batch), len(cases))
