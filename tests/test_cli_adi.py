@@ -36,6 +36,8 @@ def test_adi_command_writes_every_output(cli, cohort, tmp_path):
     code, stdout, err = cli("adi", "--model", ckpt, "--data", data, "--out", out, "--batch-size", "2")
     assert code == 0, err
     assert "Spearman" in stdout and "S3" in stdout
+    # smit-tiny's window 4 divides every grid of a 64^3 crop: no layout padding anywhere
+    assert "no stage has layout padding" in stdout
     for name in ("adi.zarr", "adi_stages.csv", "adi.png", "adi.html"):
         assert (out / name).exists(), name
     assert not (out / PARTS).exists()
@@ -101,3 +103,18 @@ def test_adi_errors_are_one_line(cli, cohort, tmp_path):
     code, _, err = cli("adi", "--model", bad, "--data", data, "--out", tmp_path / "x")
     assert code == 2 and "bad.pt" in err
     assert not (tmp_path / "x" / "adi.zarr").exists()
+
+
+def test_windows_mean_on_the_command_line(cli, cohort, tmp_path):
+    data, ckpt = cohort
+    out = tmp_path / "mean"
+    code, _, err = cli(
+        "adi", "--model", ckpt, "--data", data, "--out", out, "--windows", "mean", "--split", "test"
+    )
+    assert code == 0, err
+    ds = xr.open_zarr(out / "adi.zarr")
+    assert ds.attrs["windows"] == "mean"
+    np.testing.assert_allclose(ds["adi"].values, ds["adi_window_mean"].values, equal_nan=True)
+    assert "Eq. 4" in ds.attrs["padding_fraction_definition"]
+    code, _, err = cli("adi", "--model", ckpt, "--data", data, "--out", tmp_path / "x", "--windows", "max")
+    assert code == 2 and "--windows" in err

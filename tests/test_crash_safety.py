@@ -54,6 +54,17 @@ def _crash_at(k: int):
     return hook
 
 
+def _plain_figures(monkeypatch, module, *names):
+    """Figures are write steps like any other; their rendering is not under test, so keep it cheap."""
+
+    def write(_, path, **kw):
+        with _io.atomic_path(path) as tmp:
+            tmp.write_text("figure\n")
+
+    for name in names:
+        monkeypatch.setattr(module, name, write)
+
+
 def _leftovers(folder) -> list[str]:
     return [p.name for p in folder.rglob("*") if ".tmp-" in p.name or p.name == PARTS]
 
@@ -71,6 +82,9 @@ def test_adi_killed_at_every_write_step_resumes_to_the_uninterrupted_result(coho
         return measured[key].copy(deep=True)
 
     monkeypatch.setattr(adi, "measure_batch", once)
+    import attndilute.study.adi_figures as figures
+
+    _plain_figures(monkeypatch, figures, "write_adi_png", "write_adi_html")
 
     def run(out):
         return run_adi(str(ckpt), out=out, data=data, batch_size=3)  # two parts: 3 + 1 scans
@@ -105,7 +119,10 @@ class _Tiny(nn.Module):
         return self.b(torch.relu(self.a(x)))
 
 
-def test_cka_killed_at_every_write_step_resumes_to_the_uninterrupted_result(cohort, tmp_path):
+def test_cka_killed_at_every_write_step_resumes_to_the_uninterrupted_result(cohort, tmp_path, monkeypatch):
+    import attndilute.store.cka_figures as figures
+
+    _plain_figures(monkeypatch, figures, "write_heatmap_png", "write_diagonal_png", "write_html")
     data, _ = cohort
     config = CKAConfig(crop=(16, 16, 16), batch_size=4, layers="a,b", pool=(2, 2, 2))
     source = from_module(_Tiny(), name="tiny")

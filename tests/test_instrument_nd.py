@@ -246,3 +246,48 @@ def test_a_forward_that_raises_restores_every_switch():
     handle.remove()
     assert all(m.use_flash_attention for m in flags)
     assert not any(m._forward_hooks for m in model.modules())  # no hook left behind
+
+
+def test_the_adi_summary_names_the_stages_with_layout_padding():
+    import pandas as pd
+
+    from attndilute.study.adi import layout_padding_note
+
+    summary = pd.DataFrame({"stage": [0, 1, 2, 3], "mean_adi_layout_pad": [0.0, 0.0, 0.01, 0.2]})
+    assert layout_padding_note(summary).startswith("S2, S3 include layout padding")
+    assert "no stage" in layout_padding_note(summary.assign(mean_adi_layout_pad=0.0))
+
+
+def _sync_worker(rank: int, world: int, init_file: str, out_file: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    model = _TokenModel()
+    ids, real = _sync_batch()
+    meter = ADIMeter(model, sites=_token_site(model))
+    meter.update(ids[rank::world], real[rank::world], scans=[f"s{i}" for i in range(rank, 4, world)])
+    meter.sync()
+    if rank == 0:
+        torch.save({"adi": meter.compute(), "scans": meter.scans}, out_file)
+    dist.destroy_process_group()
+
+
+def _sync_batch():
+    gen = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, 50, (4, 12), generator=gen)
+    real = torch.arange(12)[None] < torch.tensor([12, 9, 5, 7])[:, None]
+    return ids, real
+
+
+def test_meter_sync_gathers_every_rank_under_two_process_gloo(tmp_path):
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "adi.pt"
+    mp.spawn(_sync_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, join=True)
+    got = torch.load(out)
+    assert got["scans"] == ["s0", "s2", "s1", "s3"]  # rank 0's scans, then rank 1's
+    model = _TokenModel()
+    ids, real = _sync_batch()
+    single = ad.measure_adi(model, ids, real, sites=_token_site(model))
+    order = [0, 2, 1, 3]
+    torch.testing.assert_close(got["adi"], torch.from_numpy(single["adi"].values[order]), rtol=1e-12, atol=0)

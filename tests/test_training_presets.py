@@ -25,7 +25,9 @@ def test_presets_encode_the_seed_configurations():
         "swin-base",
         "swin-ta",
         "swin-act",
+        "swin-act-96",
     }
+    assert PRESETS["swin-act-96"].crop == (96, 96, 64) and PRESETS["swin-act-96"].tumor_aware
     assert PRESETS["tiny"].crop == (64, 64, 64) and PRESETS["tiny-act"].crop == (64, 64, 32)
     assert PRESETS["tiny"].model == PRESETS["tiny-act"].model == "smit-tiny"
     assert PRESETS["tiny"].spacing == (2.0, 2.0, 2.0) and not PRESETS["tiny"].tumor_aware
@@ -42,6 +44,44 @@ def test_presets_encode_the_seed_configurations():
         0.1,
     )
     assert (seed.ta_scale, seed.ta_shift, seed.ta_prob, seed.overlap) == ((0.5, 1.5), (-0.2, 0.2), 0.3, 0.5)
+
+
+@pytest.mark.parametrize("name", [n for n, c in PRESETS.items() if c.pretrained])
+def test_seed_presets_warm_up_for_50_epochs_also_as_scratch(name):
+    """§2.5.1: 50 warmup epochs, for the 500-epoch fine-tuning and the 1000-epoch Scratch runs."""
+    base = resolve_config(name)
+    scratch = resolve_config(base, epochs=int(round(base.epochs * base.scratch_factor)))
+    assert base.warmup_epochs == scratch.warmup_epochs == 50
+    assert (base.epochs, scratch.epochs) == (500, 1000)
+    steps_per_epoch = 3
+    for config in (base, scratch):
+        assert config.warmup_steps(steps_per_epoch) == 150
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = warmup_cosine(opt, config.epochs * steps_per_epoch, warmup_steps=config.warmup_steps(3))
+        lrs = []
+        for _ in range(152):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert all(a < b for a, b in zip(lrs[:150], lrs[1:151], strict=True))  # rising for 50 epochs
+        assert lrs[150] == pytest.approx(1.0) and lrs[151] < 1.0  # the peak at epoch 50, then cosine
+    assert resolve_config("tiny").warmup_epochs is None  # the CPU presets keep a 10% fraction
+    assert resolve_config("tiny", warmup_epochs="5").warmup_steps(16) == 80
+
+
+def test_trainer_scratch_run_keeps_the_50_warmup_epochs(monkeypatch, tmp_path):
+    """train(..., scratch=True) doubles the epochs and keeps the warmup at 50 epochs."""
+    import attndilute.training.loop as loop
+
+    seen = {}
+
+    def fake_run(config, *args, **kwargs):
+        seen["config"] = config
+        return {}
+
+    monkeypatch.setattr(loop, "_run", fake_run)
+    loop.train(None, tmp_path / "r", "swin-act-96", scratch=True)
+    assert seen["config"].epochs == 1000 and seen["config"].warmup_steps(2) == 100
 
 
 def test_overrides_are_coerced_and_checked():

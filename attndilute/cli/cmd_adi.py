@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
             None, "--crop", help="X Y Z (default: checkpoint's)."
         ),
         heads: str = typer.Option("per-head", "--heads", help="per-head (Eq. 6-7) or mean-attention."),
+        windows: str = typer.Option(
+            "pooled", "--windows", help="pooled (ratio of sums over windows) or mean (of per-window ADI)."
+        ),
         batch_size: int = typer.Option(2, "--batch-size", help="Scans per forward."),
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cuda:0."),
         split: str = typer.Option("all", "--split", help="all, train or test cases."),
@@ -31,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.table import Table
 
-        from attndilute.study.adi import run_adi
+        from attndilute.study.adi import layout_padding_note, run_adi
 
         console = Console(stderr=True)
         columns = (TextColumn("adi"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -43,6 +46,7 @@ def register(app: typer.Typer) -> None:
                 data=data,
                 crop=crop,
                 heads=heads,
+                windows=windows,
                 batch_size=batch_size,
                 device=device,
                 split=split,
@@ -70,6 +74,7 @@ def register(app: typer.Typer) -> None:
                 str(row.n),
             )
         Console().print(table)
+        Console().print(layout_padding_note(run.summary))
         rho, p = run.spearman
         deepest = int(run.stages["stage"].max())
         Console().print(

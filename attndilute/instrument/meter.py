@@ -41,7 +41,7 @@ class ADIMeter:
     Args:
         model: the model (any model an adapter recognises).
         heads: ``"per-head"`` (Eq. 6-7, default) or ``"mean-attention"`` (average the attention
-            over heads first, as the seed's released code).
+            over heads first, as the authors' public repository, RectalTxSeg).
         windows: ``"pooled"`` (default: Eq. 7 as a ratio of sums over all windows of a block) or
             ``"mean"`` (the mean of each window's Eq. 7 over the windows holding real queries).
         sites: explicit sites; default :func:`attndilute.instrument.find_sites`.
@@ -325,7 +325,7 @@ def measure_adi(
         inputs: the model's first positional input: images ``(B, C, *spatial)`` with 1-3
             spatial axes, or token ids ``(B, L)``.
         real: ``(B, *spatial)`` or ``(B, L)`` bool, True where the input is not padding.
-        heads: ``"per-head"`` (Eq. 6-7) or ``"mean-attention"`` (the seed's released code).
+        heads: ``"per-head"`` (Eq. 6-7) or ``"mean-attention"`` (the authors' public repository, RectalTxSeg).
         windows: ``"pooled"`` (ratio of sums over windows) or ``"mean"`` (mean of per-window ADI).
         scans: B scan names (default ``scan0``, ``scan1``, ...).
         padding_fraction: B padding fractions; default the share of non-real input elements

@@ -35,7 +35,7 @@ def reduce_attention(
         layout: sources of the G groups' queries and keys and their scan index.
         num_scans: B, the number of scans in the batch.
         mean_heads: average the attention over heads before the entropy (``heads="mean-attention"``,
-            the seed's released code) instead of per head (Eq. 6-7).
+            the authors' public repository, RectalTxSeg) instead of per head (Eq. 6-7).
         chunk_elements: work on at most about this many attention entries at a time.
 
     Returns:

@@ -2,9 +2,9 @@
 
 Order (seed §3): cohort and padding (Table 1, §3.2.1), segmentation (Table 2, §3.1), attention
 dilution (Fig. 4, §3.2.1), appearance subtypes (Fig. 5, Fig. A.1, §3.2.2), feature similarity
-(Figs. 6, 8, A.2, §3.3-3.4), training convergence (Fig. 7). A section whose inputs are missing
-says which file is missing and which command writes it; a section never raises for a missing
-or unreadable input.
+(Figs. 6, A.2, §3.3; Fig. 8 needs a trained Scratch model, docs/cka.md), training convergence
+(Fig. 7). A section whose inputs are missing says which file is missing and which command
+writes it; a section never raises for a missing or unreadable input.
 """
 
 from __future__ import annotations
@@ -420,10 +420,15 @@ def subtypes_section(run: Run) -> Section:
 
 
 def cka_section(run: Run) -> Section:
-    """Diagonal CKA and drift of every comparison (Figs. 6, 8) and each heatmap (Fig. A.2)."""
+    """Diagonal CKA and drift of every comparison (Fig. 6 idea) and each heatmap (Fig. A.2).
+
+    A comparison with ``init:A`` is a model against a random initialisation of its architecture:
+    drift from initialisation. Seed Fig. 8 compares two *trained* models (CT-initialised and
+    Scratch); the captions say so, and docs/cka.md shows how to produce it.
+    """
     from attndilute.report import figures
 
-    sec = Section("cka", "Feature similarity (CKA)", "seed Figs. 6, 8, A.2 and §3.3-3.4")
+    sec = Section("cka", "Feature similarity (CKA)", "seed Figs. 6, A.2 and §3.3; Fig. 8: docs/cka.md")
     if not run.cka:
         a, b = (run.configs + ["A", "B"])[:2] if len(run.configs) != 1 else (run.configs[0], "init:A")
         b_model = b if b.startswith("init:") else _checkpoint(run, b)
@@ -456,11 +461,20 @@ def cka_section(run: Run) -> Section:
                 figures.cka_heatmap(ds, name),
                 readings.cka_diagonal_reading(name, list(d["label"]), list(d["cka"])),
                 f"A = {ds.attrs.get('model_a', '?')}, B = {ds.attrs.get('model_b', '?')}, "
-                f"{ds.attrs.get('n_scans', '?')} scans.",
+                f"{ds.attrs.get('n_scans', '?')} scans." + _init_note(ds),
             )
         )
     _problems(run, sec)
     return sec
+
+
+def _init_note(ds) -> str:
+    """What a comparison against ``init:`` weights shows (and that it is not seed Fig. 8)."""
+    if not str(ds.attrs.get("model_b", "")).startswith("init:"):
+        return ""
+    return (" B is a random initialisation of A's architecture: this is A's drift from initialisation "
+            "(the idea of seed Fig. 6), not Fig. 8, which compares a trained CT-initialised model with a "
+            "trained Scratch model.")
 
 
 # --- 6. training -----------------------------------------------------------------------------

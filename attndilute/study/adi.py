@@ -63,6 +63,19 @@ def stage_summary(stages) -> object:
     return out.reset_index()
 
 
+def layout_padding_note(summary) -> str:
+    """Which stage columns hold layout padding (tokens the model adds to fill its windows).
+
+    Layout padding is not the input's padding: the Swin UNETR window artifact (seed §3.2.1) puts
+    ADI into stages whose grid is no multiple of the window, even with no padded slice at all.
+    """
+    rows = [f"S{int(r.stage)}" for r in summary.itertuples() if r.mean_adi_layout_pad > 0]
+    if not rows:
+        return "no stage has layout padding: every ADI column is input padding"
+    return (f"{', '.join(rows)} include layout padding (tokens the model adds to fill its windows, "
+            "column 'layout pad'; docs/adi.md, the window artifact)")
+
+
 def deepest_spearman(stages) -> tuple[int, float, float]:
     """Spearman rho and p of the deepest stage's ADI versus padding fraction, over scans."""
     from attndilute.stats import spearman
@@ -80,6 +93,7 @@ def run_adi(
     data: str | Path | None = None,
     crop: Sequence[int] | None = None,
     heads: str = "per-head",
+    windows: str = "pooled",
     batch_size: int = 2,
     device: str = "cpu",
     split: str = "all",
@@ -96,6 +110,7 @@ def run_adi(
         data: cohort folder; None -> the embedded phantom.
         crop: (X, Y, Z); default the checkpoint's training crop.
         heads: ``"per-head"`` or ``"mean-attention"``.
+        windows: ``"pooled"`` (ratio of sums over windows) or ``"mean"`` (mean of per-window ADI).
         batch_size: scans per forward.
         device: torch device.
         split: ``"all"``, ``"train"`` or ``"test"`` cases of the cohort.
@@ -112,6 +127,8 @@ def run_adi(
     t0 = time.perf_counter()
     if heads not in ("per-head", "mean-attention"):
         raise AttnDiluteError(f"--heads must be per-head or mean-attention, got {heads!r}")
+    if windows not in ("pooled", "mean"):
+        raise AttnDiluteError(f"--windows must be pooled or mean, got {windows!r}")
     if batch_size < 1:
         raise AttnDiluteError(f"--batch-size must be >= 1, got {batch_size}")
     dtypes = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -138,6 +155,7 @@ def run_adi(
         "crop": list(crop),
         "spacing": list(spacing),
         "heads": heads,
+        "windows": windows,
         "autocast": autocast or "none",
     }
     model_file = [model] if Path(str(model)).is_file() else []
@@ -149,7 +167,7 @@ def run_adi(
             batch = todo[start : start + batch_size]
             images, real, pfs = _load_batch(batch, crop, spacing, in_channels)
             ds = measure_batch(net, images.to(device), real.to(device), [c.name for c in batch], pfs,
-                               heads=heads, autocast=dtypes[autocast])
+                               heads=heads, windows=windows, autocast=dtypes[autocast])
             ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing),
                             padding_fraction_definition="Eq. 4: max(1 - L/C, 0), L the axial extent after "
                                                         "resampling, C the crop along Z")
@@ -165,11 +183,11 @@ def run_adi(
                   seconds=time.perf_counter() - t0)
 
 
-def measure_batch(net, images, real, names, pfs, *, heads, autocast):
+def measure_batch(net, images, real, names, pfs, *, heads, windows="pooled", autocast=None):
     """One batch through :func:`attndilute.instrument.measure_adi`: the Dataset of those scans."""
     from attndilute.instrument import measure_adi
 
-    return measure_adi(net, images, real, heads=heads, scans=names, padding_fraction=pfs,
+    return measure_adi(net, images, real, heads=heads, windows=windows, scans=names, padding_fraction=pfs,
                        autocast_dtype=autocast)
 
 

@@ -179,7 +179,8 @@ def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, 
     steps_per_epoch = len(loader)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch, config.warmup)
+    scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch,
+                              warmup_steps=config.warmup_steps(steps_per_epoch))
     loss_fn = DiceCELoss(
         to_onehot_y=True, softmax=True, batch=config.batch_dice, include_background=config.dice_background,
         lambda_dice=1.0, lambda_ce=1.0,
@@ -191,7 +192,8 @@ def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, 
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        set_length(scheduler, config.epochs * steps_per_epoch, config.warmup)  # --epochs may extend it
+        set_length(scheduler, config.epochs * steps_per_epoch, config.warmup,  # --epochs may extend it
+                   warmup_steps=config.warmup_steps(steps_per_epoch))
         rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
     ema = _make_ema(model, config.ema_decay)  # None when off
     if state is not None and ema is not None:  # resume keeps the settings, so the average is there

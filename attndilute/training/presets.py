@@ -8,6 +8,7 @@ code paths: the trainer reads fields, never preset names.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -29,7 +30,9 @@ class TrainConfig:
         batch_size: global batch (split over DDP ranks; seed: 2).
         lr: AdamW peak learning rate (seed: 3e-4).
         weight_decay: AdamW weight decay (seed: 1e-5).
-        warmup: fraction of the schedule spent in linear warmup (seed: 50 of 500 epochs = 0.1).
+        warmup: fraction of the schedule spent in linear warmup (used when ``warmup_epochs`` is None).
+        warmup_epochs: linear warmup over this many epochs, whatever the schedule's length (seed
+            §2.5.1: 50 epochs, for the 500-epoch fine-tuning and the 1000-epoch Scratch runs alike).
         grad_clip: max gradient norm (0 disables clipping).
         batch_dice: soft Dice over the whole (per-rank) batch instead of per sample and averaged;
             keeps crops without tumour from pushing every prediction to background.
@@ -83,6 +86,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-5
     warmup: float = 0.1
+    warmup_epochs: int | None = None
     grad_clip: float = 1.0
     batch_dice: bool = False
     dice_background: bool = True
@@ -115,6 +119,12 @@ class TrainConfig:
     scratch_factor: float = 2.0
     description: str = ""
 
+    def warmup_steps(self, steps_per_epoch: int) -> int:
+        """Warmup length in optimizer steps: ``warmup_epochs`` epochs, else ``warmup`` of the schedule."""
+        if self.warmup_epochs is not None:
+            return int(self.warmup_epochs) * int(steps_per_epoch)
+        return math.floor(self.warmup * max(1, self.epochs * int(steps_per_epoch)))  # as the schedule does
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict of all fields (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -126,7 +136,8 @@ _CPU = dict(
     lr=3e-3, crops_per_epoch=16, pos=2.0, neg=1.0, context=1.5, tta=False, batch_dice=True,
     dice_background=False, flip_axes=(0,), rot90_prob=0.0,
 )
-_SEED = dict(epochs=500, batch_size=2, lr=3e-4, val_every=10, samples_per_case=1, pretrained=True)
+_SEED = dict(epochs=500, batch_size=2, lr=3e-4, val_every=10, samples_per_case=1, pretrained=True,
+             warmup_epochs=50)
 _TA = dict(tumor_aware=True)
 PRESETS: MappingProxyType = MappingProxyType(
     {
@@ -160,7 +171,13 @@ PRESETS: MappingProxyType = MappingProxyType(
         ),
         "swin-act": TrainConfig(
             model="swin-paper", crop=(128, 128, 64), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
-            description="Swin UNETR-ACT: 128x128x64 crop + tumour-aware augmentation",
+            description="Swin UNETR-ACT as the paper's text (§2.5): 128x128x64 crop + tumour-aware "
+                        "augmentation; stage 3 is 4 windows, 67% of its tokens layout padding",
+        ),
+        "swin-act-96": TrainConfig(
+            model="swin-paper", crop=(96, 96, 64), spacing=(1.0, 1.0, 1.0), **_SEED, **_TA,
+            description="Swin UNETR-ACT at 96x96x64 (the crop behind §3.2.1's stage-3 sentence): stage 3 "
+                        "is a 6x6x4 grid in one window, without layout padding",
         ),
     }
 )  # fmt: skip
@@ -210,6 +227,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if key == "crops_per_epoch":
             return int(value) or None  # 0 switches it off
+        if key == "warmup_epochs":
+            return None if str(value).lower() in ("none", "") else int(value)
         if key == "flip_axes":  # any number of axes, also none
             seq = (value,) if isinstance(value, int) else value
             seq = tuple(seq) if not isinstance(seq, str) else tuple(seq.replace(",", " ").split())
@@ -246,6 +265,7 @@ def _validate(c: TrainConfig) -> None:
         (c.batch_size >= 1, "batch_size must be >= 1"),
         (c.lr > 0, "lr must be > 0"),
         (0 <= c.warmup < 1, "warmup must be a fraction in [0, 1)"),
+        (c.warmup_epochs is None or c.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
         (c.samples_per_case >= 1, "samples_per_case must be >= 1"),
         (c.crops_per_epoch is None or c.crops_per_epoch >= 1, "crops_per_epoch must be >= 1"),
         (c.pos >= 0 and c.neg >= 0 and c.pos + c.neg > 0, "pos and neg must be >= 0, not both 0"),

@@ -18,7 +18,9 @@ class TumorAwareIntensityd(RandomizableTransform, MapTransform):
     (``real`` False, DESIGN §2) are never touched; values are not clipped (Eq. 1 has no clip).
 
     The seed's text uses ``a ~ U(0.5, 1.5)``, ``b ~ U(-0.2, 0.2)``, probability 0.3 (the
-    defaults); its released code used ``a ~ U(0.7, 1.3)``: pass ``scale=(0.7, 1.3)`` for that.
+    defaults), and so does the authors' public repository (``The-Veeraraghavan-Lab/RectalTxSeg``,
+    ``utils/data_utils.py``, read 2026-12-02), whose loader passes those ranges; its transform's
+    own unused default is ``a ~ U(0.7, 1.3)`` (``scale=(0.7, 1.3)`` reproduces that).
     Apply it after the spatial augmentations, during training only (seed §2.3).
 
     Args:
