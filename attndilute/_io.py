@@ -136,6 +136,23 @@ def write_json(path: Path, value: object) -> None:
         tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
+def check_writable(path: Path) -> None:
+    """Refuse an output under a folder without write permission (also as root, who could write).
+
+    ``path`` or its nearest existing ancestor must be a folder someone may write to: a folder a
+    user made read-only (no ``w`` bit for anyone) says "not here", whoever runs the command.
+    """
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # a file in the way: mkdir reports it
+    mode = folder.stat().st_mode
+    if not os.access(folder, os.W_OK) or not mode & 0o222:
+        raise AttnDiluteError("the output folder is read-only", path=folder,
+                              hint="make it writable, or choose another --out")
+
+
 def output_error(err: OSError, path: Path) -> AttnDiluteError:
     """The one-line error for an output path the system refuses (read-only, a file, no space)."""
     reason = err.strerror or type(err).__name__
@@ -156,9 +173,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _read_holder(path: Path) -> dict:
+def _read_holder(path: Path, fd: int | None = None) -> dict:
+    """The holder record of a lock file; through ``fd`` when we hold it (closing another fd to
+    the file would drop our lock where ``flock`` is emulated with POSIX locks, as on NFS)."""
     try:
-        return json.loads(path.read_text() or "{}")
+        raw = os.pread(fd, 4096, 0) if fd is not None else path.read_bytes()
+        return json.loads(raw.decode() or "{}")
     except (OSError, ValueError):
         return {}
 
@@ -170,7 +190,8 @@ def hold_lock(path: str | Path, what: str) -> Iterator[Path]:
     The file holds the holder's PID, host and ``what`` (the command). A second holder fails at
     once with :class:`AttnDiluteError` naming the lock and the holder. A lock file whose holder
     died (``kill -9``, a power cut) holds no ``flock`` any more: it is taken over, with a note on
-    stderr. The file is removed when the block ends.
+    stderr. The file is removed when the block ends. On a file system that refuses ``flock``
+    the block runs unprotected, with a note.
 
     Args:
         path: the lock file.
@@ -192,6 +213,14 @@ def hold_lock(path: str | Path, what: str) -> Iterator[Path]:
             who = f"PID {holder.get('pid', '?')} on {holder.get('host', '?')}, {holder.get('what', '?')}"
             raise AttnDiluteError(f"another run is writing this output: the lock {path} is held by {who}",
                                   hint="wait for it to finish, or choose another --out") from None
+        except OSError as err:  # ENOLCK, ENOSYS: this file system has no flock
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            print(f"note: {path.parent} does not support file locks ({err.strerror}); "
+                  "nothing stops a second run on this output", file=sys.stderr)
+            yield path
+            return
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -200,7 +229,7 @@ def hold_lock(path: str | Path, what: str) -> Iterator[Path]:
             break
         os.close(fd)  # the previous holder removed the file between our open and flock: retry
     try:
-        stale = _read_holder(path)
+        stale = _read_holder(path, fd)
         if stale.get("pid") not in (None, os.getpid()):
             alive = stale.get("host") == socket.gethostname() and _pid_alive(int(stale["pid"]))
             state = "still running but no longer holding it" if alive else "no longer running"
@@ -213,6 +242,23 @@ def hold_lock(path: str | Path, what: str) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(path)  # while still holding it, so no one locks a file about to vanish
         os.close(fd)
+
+
+def missing_parents(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, outermost first."""
+    created = []
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    return created[::-1]
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed run created, innermost first, as long as they are empty."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -302,7 +348,9 @@ def claim_folder(path: str | Path, command: str, *, overwrite: bool = False,
     if path.exists() and not path.is_dir():
         raise AttnDiluteError("--out must be a folder, but a file of that name exists", path=path,
                               hint="choose another --out")
-    created = not path.exists()
+    check_writable(path)
+    new_folders = missing_parents(path)
+    created = bool(new_folders)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -320,9 +368,8 @@ def claim_folder(path: str | Path, command: str, *, overwrite: bool = False,
             write_json(path / MARKER, {**(read_marker(path) or {}), "status": "complete",
                                        "finished": _stamp()})
     except BaseException as err:
-        if created and not isinstance(err, SimulatedCrash):
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only if this run left it empty
+        if not isinstance(err, SimulatedCrash):
+            remove_if_empty(new_folders)  # only folders this run created and left empty
         raise
 
 
@@ -405,20 +452,39 @@ def claim_files(paths: Sequence[str | Path], command: str, *, overwrite: bool = 
             raise AttnDiluteError("--out must be a file, but a folder of that name exists", path=p,
                                   hint="choose another --out")
     parent = paths[0].parent
+    check_writable(parent)
+    new_folders = missing_parents(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise output_error(err, parent) from None
     lock = paths[0].with_name(f".{paths[0].name}.lock")
-    with hold_lock(lock, f"attndilute {command}"):
-        for p in paths:
-            if p.exists() and not overwrite and not _wrote(p, command):
-                raise AttnDiluteError(f"the output file exists and no earlier `attndilute {command}` "
-                                      "wrote it", path=p, hint="choose another --out, or pass --overwrite")
-        yield paths
-        for p in paths:
-            if p.is_file():
-                write_json(_sidecar(p), {"command": command, "sha256": _digest(p), "finished": _stamp()})
+    try:
+        with hold_lock(lock, f"attndilute {command}"):
+            for p in paths:
+                if p.exists() and not overwrite and not _wrote(p, command):
+                    raise AttnDiluteError(f"the output file exists and no earlier `attndilute {command}` "
+                                          "wrote it", path=p, hint="choose another --out, or --overwrite")
+            before = {p: _digest(p) if p.is_file() else None for p in paths}
+            try:
+                yield paths
+            except SimulatedCrash:
+                raise
+            except BaseException:  # a file this run did write is this command's to replace next time
+                _mark_written(paths, before, command)
+                raise
+            _mark_written(paths, before, command)
+    except BaseException as err:
+        if not isinstance(err, SimulatedCrash):
+            remove_if_empty(new_folders)
+        raise
+
+
+def _mark_written(paths: list[Path], before: dict[Path, str | None], command: str) -> None:
+    """Write the sidecar of every file whose bytes this run changed."""
+    for p in paths:
+        if p.is_file() and _digest(p) != before[p]:
+            write_json(_sidecar(p), {"command": command, "sha256": _digest(p), "finished": _stamp()})
 
 
 def _wrote(path: Path, command: str) -> bool:

@@ -291,3 +291,33 @@ def test_meter_sync_gathers_every_rank_under_two_process_gloo(tmp_path):
     single = ad.measure_adi(model, ids, real, sites=_token_site(model))
     order = [0, 2, 1, 3]
     torch.testing.assert_close(got["adi"], torch.from_numpy(single["adi"].values[order]), rtol=1e-12, atol=0)
+
+
+def test_update_inside_a_with_block_and_a_failed_update_keep_the_meter_usable():
+    model = _TokenModel()
+    ids = torch.randint(0, 50, (2, 10))
+    real = torch.ones(2, 10, dtype=torch.bool)
+    real[0, 6:] = False
+    meter = ADIMeter(model, sites=_token_site(model))
+    with meter:
+        meter.update(ids, real, scans=["a", "b"])
+        assert model.softmax._forward_hooks  # still connected after the inner update
+        meter.set_real(real, scans=["c", "d"])
+        with torch.no_grad():
+            model(ids)
+    assert not model.softmax._forward_hooks
+    assert meter.scans == ["a", "b", "c", "d"] and meter.compute().shape[0] == 4
+
+    def boom(module, args):
+        raise RuntimeError("out of memory")
+
+    handle = model.qk.register_forward_pre_hook(boom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        meter.update(ids, real, scans=["e", "f"])
+    handle.remove()
+    assert meter.scans == ["a", "b", "c", "d"]  # the failed batch is forgotten
+    meter.update(ids, real, scans=["e", "f"])
+    assert meter.compute().shape[0] == 6
+    with pytest.raises(ValueError, match="repeat"):
+        meter.update(ids, real, scans=["a", "g"])
+        meter.to_dataset()

@@ -213,3 +213,93 @@ def test_a_second_cka_or_train_on_the_same_out_is_refused(cli, cohort, tmp_path)
     with _io.claim_folder(run, "train"):
         code, _, err = cli("train", "--data", data, "--out", run, "--epochs", "1")
     assert code == 2 and "another run is writing this output" in err
+
+
+def test_a_failed_multi_file_run_can_be_rerun(tmp_path):
+    """compare/padstats write two files; a failure after the first must not block the rerun."""
+    a, b = tmp_path / "t.csv", tmp_path / "t_tests.csv"
+    with pytest.raises(RuntimeError):
+        with _io.claim_files([a, b], "compare"):
+            with _io.atomic_path(a) as tmp:
+                tmp.write_text("table\n")
+            raise RuntimeError("the second file failed")
+    with _io.claim_files([a, b], "compare"):  # the first file is this command's: no refusal
+        for p in (a, b):
+            with _io.atomic_path(p) as tmp:
+                tmp.write_text("done\n")
+    assert a.read_text() == b.read_text() == "done\n"
+
+
+def test_a_refused_claim_leaves_no_folder_it_created(tmp_path):
+    with pytest.raises(AttnDiluteError):
+        with _io.claim_files([tmp_path / "new" / "deep" / "e.csv"], "evaluate", files=[tmp_path / "x"]):
+            raise AttnDiluteError("bad input found while scoring")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(AttnDiluteError):
+        with _io.claim_folder(tmp_path / "a" / "b" / "c", "adi"):
+            raise AttnDiluteError("bad crop")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_demo_rerun_removes_only_the_demos_own_entries(tmp_path):
+    from attndilute.study.demo import clear_entries
+
+    d = tmp_path / "D"
+    for rel in (
+        "runs/base/last.ckpt",
+        "runs/mine/notes.md",
+        "eval/base.csv",
+        "eval/mine.csv",
+        "data/x.nii.gz",
+        "report.html",
+        "keep.txt",
+    ):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_text("x")
+    with pytest.raises(AttnDiluteError, match="which the demo writes"):
+        clear_entries(d, earlier=False)  # not an earlier demo: nothing is removed
+    assert (d / "runs/base/last.ckpt").exists()
+    clear_entries(d, earlier=True)
+    left = sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    assert left == ["eval/mine.csv", "keep.txt", "runs/mine/notes.md"]
+
+
+def test_parts_never_reuse_the_name_of_a_committed_part(tmp_path, capsys):
+    import xarray as xr
+
+    from attndilute.store.parts import Parts
+
+    def batch(names):
+        return xr.Dataset({"v": (("scan",), [float(len(n)) for n in names])}, coords={"scan": names})
+
+    parts = Parts(tmp_path / "p", {"k": 1})
+    for names in (["a"], ["bb"], ["ccc"]):
+        parts.commit(batch(names))
+    (tmp_path / "p" / "00001.npz").write_bytes(b"damaged")
+    again = Parts(tmp_path / "p", {"k": 1})
+    assert again.scans == ["a", "ccc"] and "unreadable" in capsys.readouterr().err
+    path = again.commit(batch(["bb"]))
+    assert path.name == "00003.npz"
+    assert list(again.combine(["a", "bb", "ccc"])["v"].values) == [1.0, 2.0, 3.0]
+
+
+def test_cka_store_may_be_the_output_folder(tmp_path, monkeypatch):
+    from torch import nn
+
+    monkeypatch.setenv("ATTNDILUTE_CACHE", str(tmp_path / "cache"))
+    from attndilute.data import write_phantom
+    from attndilute.store import CKAConfig, from_module, run_cka
+
+    write_phantom(tmp_path / "data", n=4, seed=1, profile="small")
+    torch_model = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.Conv3d(2, 2, 3, padding=1))
+    config = CKAConfig(
+        crop=(16, 16, 16), batch_size=4, layers="0,1", pool=(2, 2, 2), store_dir=tmp_path / "o"
+    )
+    run = run_cka(
+        from_module(torch_model),
+        from_module(torch_model),
+        out=tmp_path / "o",
+        data=tmp_path / "data",
+        config=config,
+    )
+    assert run.dataset["cka"].shape == (2, 2)

@@ -150,6 +150,36 @@ def test_ddp_two_processes_match_one(full_run, phantom, tmp_path):
             assert (math.isnan(a[c]) and math.isnan(b[c])) or a[c] == pytest.approx(b[c], abs=1e-3), c
 
 
+def test_ddp_refusal_of_the_run_folder_reaches_every_rank(phantom, tmp_path):
+    """Rank 0 claims the folder; when it is refused, rank 1 must stop too rather than wait in DDP."""
+    exe = Path(sys.executable).with_name("attndilute")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--no-python",
+        str(exe),
+        "train",
+        "--data",
+        str(phantom),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.count("files it did not write") == 1 and "could not claim" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.md"]
+
+
 def test_predict_writes_masks_in_source_geometry(full_run, phantom, tmp_path, cli):
     from attndilute.data import discover, load_nifti
 

@@ -67,6 +67,8 @@ def test_seed_presets_warm_up_for_50_epochs_also_as_scratch(name):
         assert lrs[150] == pytest.approx(1.0) and lrs[151] < 1.0  # the peak at epoch 50, then cosine
     assert resolve_config("tiny").warmup_epochs is None  # the CPU presets keep a 10% fraction
     assert resolve_config("tiny", warmup_epochs="5").warmup_steps(16) == 80
+    fraction = resolve_config("smit-base", warmup="0.05", epochs=20)  # an explicit fraction wins
+    assert fraction.warmup_epochs is None and fraction.warmup_steps(3) == 3
 
 
 def test_trainer_scratch_run_keeps_the_50_warmup_epochs(monkeypatch, tmp_path):

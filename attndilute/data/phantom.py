@@ -179,9 +179,9 @@ def write_phantom(
         seed: random seed; the same seed gives byte-identical files.
         profile: a key of :data:`PROFILES` (``"paper"`` or ``"small"``).
         progress: optional callable wrapping an iterable (e.g. ``rich.progress.track``).
-        overwrite: write into a folder that holds other files; only the cohort's own names
-            (``imagesTr``, ``labelsTr``, ``imagesTs``, ``labelsTs``, ``dataset.json``,
-            ``phantom.csv``) are replaced.
+        overwrite: write into a folder that holds other files, as long as none of them has a
+            name the cohort writes (:data:`COHORT_NAMES`); a folder holding a real cohort's
+            ``imagesTr`` is refused even then.
 
     Returns:
         The rows of ``phantom.csv``.
@@ -192,6 +192,10 @@ def write_phantom(
     if n < 2:
         raise AttnDiluteError(f"--n must be at least 2, got {n}")
     with claim_folder(out, "phantom", overwrite=overwrite) as claim:
+        taken = [n for n in COHORT_NAMES if (claim.path / n).exists() or (claim.path / n).is_symlink()]
+        if taken and not claim.earlier:  # a real cohort's images: never replaced, not even with --overwrite
+            raise AttnDiluteError(f"the folder holds {taken[0]}, which a phantom writes but did not "
+                                  "write here", path=claim.path, hint="choose another --out")
         with atomic_path(claim.path / ".cohort", is_dir=True) as tmp:
             rows = _write_into(tmp, n, seed, PROFILES[profile], progress)
         built = claim.path / ".cohort"
@@ -200,6 +204,10 @@ def write_phantom(
             os.replace(entry, claim.path / entry.name)
         built.rmdir()
         return rows
+
+
+#: What a phantom writes into its folder (a rerun replaces these and only these).
+COHORT_NAMES = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "dataset.json", "phantom.csv")
 
 
 def _write_into(root: Path, n: int, seed: int, profile: Profile, progress) -> list[dict]:

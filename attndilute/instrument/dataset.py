@@ -108,6 +108,8 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
     }
     if len(coords["scan"]) != h.shape[0]:
         raise ValueError(f"{len(coords['scan'])} scan names for {h.shape[0]} scans")
+    if len(set(coords["scan"])) != len(coords["scan"]):
+        raise ValueError("scan names repeat; give every scan its own name (scans=...)")
     from attndilute import __version__
 
     attrs = {

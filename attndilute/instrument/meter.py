@@ -65,6 +65,7 @@ class ADIMeter:
         self.windows_mode = windows
         self.sites = list(sites) if sites is not None else find_sites(model)
         self._removers: list[Any] = []
+        self._depth = 0  # nested ``with meter:`` / update(): connected until the outermost exits
         self._sources: torch.Tensor | None = None
         self._pending: dict[int, SiteLayout] = {}
         self.reset()
@@ -73,6 +74,7 @@ class ADIMeter:
     def reset(self) -> None:
         """Forget every batch."""
         self._batches: list[dict[str, Any]] = []
+        self._own: list[dict[str, Any]] = []  # this process's batches (what sync gathers)
 
     def set_real(
         self,
@@ -90,8 +92,10 @@ class ADIMeter:
         """
         self._sources = masks.as_sources(real)
         b = int(real.shape[0])
-        done = sum(batch["num_scans"] for batch in self._batches)
-        names = [str(n) for n in scans] if scans is not None else [f"scan{done + i}" for i in range(b)]
+        done = sum(batch["num_scans"] for batch in self._own)
+        prefix = _rank_prefix()
+        default = [f"{prefix}scan{i}" for i in range(done, done + b)]
+        names = [str(n) for n in scans] if scans is not None else default
         pf = share_not_real(real) if padding_fraction is None else torch.as_tensor(padding_fraction).double()
         if len(names) != b or pf.numel() != b:
             raise ValueError(f"{len(names)} scan names and {pf.numel()} padding fractions for {b} scans")
@@ -99,6 +103,13 @@ class ADIMeter:
         self._current.update(window=[None] * len(self.sites), shift=[None] * len(self.sites), num_scans=b,
                              scans=names, padding_fraction=pf.reshape(-1).cpu())
         self._batches.append(self._current)
+        self._own.append(self._current)
+
+    def _drop_current(self) -> None:
+        """Forget the batch that just failed, so the meter stays usable."""
+        for batches in (self._batches, self._own):
+            if batches and batches[-1] is self._current:
+                batches.pop()
 
     def update(
         self,
@@ -125,18 +136,23 @@ class ADIMeter:
         kwargs = dict(forward_kwargs or {})
         if _accepts_real(self.model) and "real" not in kwargs and inputs.dim() == real.dim() + 1:
             kwargs["real"] = real  # SMIT: its own padding mask (mask_padding) needs the real mask
-        with self, torch.no_grad():
-            self.set_real(real, scans=scans, padding_fraction=padding_fraction)
-            if autocast_dtype is not None:
-                with torch.autocast(inputs.device.type, dtype=autocast_dtype):
+        self.set_real(real, scans=scans, padding_fraction=padding_fraction)
+        try:
+            with self, torch.no_grad():
+                if autocast_dtype is not None:
+                    with torch.autocast(inputs.device.type, dtype=autocast_dtype):
+                        self.model(inputs, **kwargs)
+                else:
                     self.model(inputs, **kwargs)
-            else:
-                self.model(inputs, **kwargs)
-        self._check_ran(self._current)
+            self._check_ran(self._current)
+        except BaseException:
+            self._drop_current()
+            raise
 
     # -- hooks
     def __enter__(self) -> ADIMeter:
-        if self._removers:
+        self._depth += 1
+        if self._depth > 1:
             return self  # already connected (update inside a ``with meter:`` block)
         try:
             for i, site in enumerate(self.sites):
@@ -144,11 +160,15 @@ class ADIMeter:
                     self._removers.append(site.watch.register_forward_pre_hook(self._watch_hook(i)).remove)
                 self._removers.append(site.connect(self._on_attention(i)))
         except BaseException:
+            self._depth = 1
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
+        self._depth = max(0, self._depth - 1)
+        if self._depth:
+            return
         removers, self._removers = self._removers, []
         for remove in reversed(removers):
             remove()
@@ -248,10 +268,19 @@ class ADIMeter:
 
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
             return
-        mine = [{k: _to_cpu(v) for k, v in batch.items()} for batch in self._batches]
+        mine = [{k: _to_cpu(v) for k, v in batch.items()} for batch in self._own]
         gathered: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, mine)
-        self._batches = [batch for rank in gathered for batch in rank]
+        self._batches = [batch for rank in gathered for batch in rank]  # idempotent: gathers _own
+
+
+def _rank_prefix() -> str:
+    """``rank<r>-`` under ``torch.distributed`` with several processes (unique default names)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return f"rank{dist.get_rank()}-"
+    return ""
 
 
 def _to_cpu(value: Any) -> Any:

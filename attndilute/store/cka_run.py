@@ -7,6 +7,7 @@ epoch as in Nguyen et al. (2021). The result is an xarray Dataset, variable ``ck
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -208,7 +209,9 @@ def run_cka(
     with claim_folder(out, "cka", overwrite=overwrite, cohorts=[root], files=inputs) as claim:
         store_dir = Path(config.store_dir) if config.store_dir is not None else claim.path / "activations"
         store_dir.mkdir(parents=True, exist_ok=True)
-        with hold_lock(store_dir / LOCK, "attndilute cka (activation stores)"):
+        same = store_dir.resolve() == claim.path.resolve()  # --store OUT: the claim's lock covers it
+        store_lock = contextlib.nullcontext() if same else hold_lock(store_dir / LOCK, "attndilute cka")
+        with store_lock:
             return _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir,
                             claim.path, config, progress)
 

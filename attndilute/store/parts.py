@@ -93,7 +93,8 @@ class Parts:
 
     def commit(self, ds) -> Path:
         """Write one batch's Dataset (dims ``scan, ...``) as the next part, atomically."""
-        path = self.folder / f"{len(self.parts):05d}.npz"
+        index = max((int(_PART.match(p.name)[1]) for p, _ in self.parts), default=-1) + 1
+        path = self.folder / f"{index:05d}.npz"  # never the name of a committed part
         scans = [str(s) for s in ds["scan"].values]
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
@@ -109,7 +110,8 @@ class Parts:
 
         pieces = [read_part(p)[0] for p, _ in self.parts]
         ds = xr.concat(pieces, dim="scan", combine_attrs="override") if len(pieces) > 1 else pieces[0]
-        return ds.sel(scan=list(order))
+        _, first = np.unique(ds["scan"].values.astype(str), return_index=True)
+        return ds.isel(scan=np.sort(first)).sel(scan=list(order))  # a scan measured twice counts once
 
     def clear(self) -> None:
         """Remove the parts folder once its contents are in the final store."""

@@ -19,6 +19,7 @@ comes last, and the folder's marker says ``complete`` only when every step finis
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,14 @@ class DemoConfig:
 FULL = DemoConfig()
 FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4)
 CONFIGS = {"base": "tiny", "act": "tiny-act"}
-#: What the demo writes into ``D``: a rerun replaces these and only these.
-ENTRIES = ("data", "padstats.csv", ".padstats.csv.attndilute.json", "subtypes", "runs", "preds", "adi",
-           "eval", "cka", "report.html", ".report.html.attndilute.json")
+#: What the demo writes into ``D`` (paths relative to it): a rerun replaces these and only these.
+ENTRIES = (
+    "data", "padstats.csv", "subtypes", "report.html", ".report.html.attndilute.json",
+    *(f"{kind}/{name}" for kind in ("runs", "preds", "adi") for name in CONFIGS),
+    *(f"eval/{stem}" for name in (*CONFIGS, "table", "table_tests")
+      for stem in (f"{name}.csv", f".{name}.csv.attndilute.json", f".{name}.csv.lock")),
+    *(f"cka/{label}" for label in ("base_vs_act", "base_vs_init", "act_vs_init", "activations")),
+)  # fmt: skip
 
 
 @dataclass
@@ -94,7 +100,7 @@ def run_demo(
 
     with claim_folder(final, "demo", overwrite=overwrite) as claim:
         d = claim.path
-        _clear_entries(d, earlier=claim.earlier)
+        clear_entries(d, earlier=claim.earlier)
         t0 = time.perf_counter()
         data = d / "data"
         write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
@@ -172,11 +178,15 @@ def run_demo(
     return result
 
 
-def _clear_entries(d: Path, *, earlier: bool) -> None:
-    """Remove an earlier demo's entries; refuse names the demo writes that it did not write."""
+def clear_entries(d: Path, *, earlier: bool) -> None:
+    """Remove an earlier demo's entries (and nothing else: a user's ``D/runs/mine`` stays);
+    refuse names the demo writes that it did not write."""
     found = [name for name in ENTRIES if (d / name).exists() or (d / name).is_symlink()]
     if found and not earlier:
         raise AttnDiluteError(f"the folder holds {found[0]}, which the demo writes but did not write here",
                               path=d, hint="choose another --out")
     for name in found:
         remove(d / name)
+    for folder in ("runs", "preds", "adi", "eval", "cka"):
+        with contextlib.suppress(OSError):
+            (d / folder).rmdir()  # only if the demo's entries were all it held

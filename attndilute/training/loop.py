@@ -130,9 +130,15 @@ def train(
     ctx = distributed.setup()
     try:
         inputs = {"cohorts": [] if data is None else [data], "files": [] if init is None else [init]}
-        claim = (claim_folder(out, "train", overwrite=overwrite or resume, **inputs) if ctx.main
-                 else contextlib.nullcontext())
-        with claim:
+        with contextlib.ExitStack() as stack:
+            refused = None
+            if ctx.main:  # rank 0 writes, so rank 0 claims; every rank learns whether it could
+                try:
+                    stack.enter_context(claim_folder(out, "train", overwrite=overwrite or resume, **inputs))
+                except AttnDiluteError as err:
+                    refused = err
+            if not distributed.broadcast_flag(refused is None, ctx):
+                raise refused or AttnDiluteError("rank 0 could not claim the run folder", path=out)
             return _run(
                 config, data, out, state=state, preset=preset if isinstance(preset, str) else None,
                 seed=int(seed), fold=fold, folds=folds, init=init,

@@ -209,6 +209,8 @@ def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
             continue
         check_setting(key)
         changes[key] = _coerce(key, value, getattr(base, key))
+    if "warmup" in changes and "warmup_epochs" not in overrides:
+        changes["warmup_epochs"] = None  # an explicit fraction replaces the preset's warmup epochs
     config = dataclasses.replace(base, **changes)
     _validate(config)
     return config

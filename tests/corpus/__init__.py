@@ -201,6 +201,32 @@ def _(root, shared):
     )
 
 
+@case("adi-out-read-only")
+def _(root, shared):
+    data = flat_cohort(root / "cohort")
+    out = root / "locked"
+    out.mkdir()
+    out.chmod(0o555)  # read-only: refused even for root, who could write into it
+    return Bad(
+        ["adi", "--model", "random:smit-tiny", "--data", data, "--out", out / "adi"],
+        "read-only",
+        names=str(out),
+    )
+
+
+@case("padstats-out-in-read-only-folder")
+def _(root, shared):
+    data = flat_cohort(root / "cohort")
+    out = root / "locked"
+    out.mkdir()
+    out.chmod(0o555)
+    return Bad(
+        ["padstats", "--data", data, "--crop", "8", "8", "8", "--out", out / "p.csv"],
+        "read-only",
+        names=str(out),
+    )
+
+
 @case("cka-out-inside-cohort")
 def _(root, shared):
     data = flat_cohort(root / "cohort", n=4)
@@ -267,6 +293,13 @@ def _(root, shared):
     out = root / "cohort"
     out.write_text("a file")
     return Bad(["phantom", "--out", out, "--n", "2"], "a file of that name exists", names=str(out))
+
+
+@case("phantom-overwrite-over-a-real-cohort")
+def _(root, shared):
+    data = nnunet_cohort(root / "cohort")
+    return Bad(["phantom", "--out", data, "--n", "2", "--overwrite"], "which a phantom writes but did not",
+               names=str(data))
 
 
 @case("demo-out-holds-user-data")
