@@ -22,3 +22,19 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory):
+    """A 4-case phantom and a saved ``smit-tiny`` at 64x32x32, 4 mm: the smallest real ADI run."""
+    from attndilute import models
+    from attndilute.data import write_phantom
+
+    root = tmp_path_factory.mktemp("tiny-cohort")
+    os.environ.setdefault("ATTNDILUTE_CACHE", str(root / "cache"))
+    data = root / "data"
+    write_phantom(data, n=4, seed=3, profile="small")
+    torch.manual_seed(0)
+    ckpt = root / "tiny.safetensors"
+    models.save(models.build("smit-tiny", crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0)), ckpt)
+    return data, ckpt

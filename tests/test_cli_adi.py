@@ -62,8 +62,8 @@ def test_adi_command_writes_every_output(cli, cohort, tmp_path):
     assert "<html" in (out / "adi.html").read_text()[:500].lower()
 
 
-def test_interrupted_run_resumes_to_the_same_dataset(cohort, tmp_path):
-    data, ckpt = cohort
+def test_interrupted_run_resumes_to_the_same_dataset(tiny_cohort, tmp_path):
+    data, ckpt = tiny_cohort
     full = run_adi(str(ckpt), out=tmp_path / "full", data=data, batch_size=2)
 
     class Stop(Exception):
@@ -105,12 +105,10 @@ def test_adi_errors_are_one_line(cli, cohort, tmp_path):
     assert not (tmp_path / "x" / "adi.zarr").exists()
 
 
-def test_windows_mean_on_the_command_line(cli, cohort, tmp_path):
-    data, ckpt = cohort
+def test_windows_mean_on_the_command_line(cli, tiny_cohort, tmp_path):
+    data, ckpt = tiny_cohort
     out = tmp_path / "mean"
-    code, _, err = cli(
-        "adi", "--model", ckpt, "--data", data, "--out", out, "--windows", "mean", "--split", "test"
-    )
+    code, _, err = cli("adi", "--model", ckpt, "--data", data, "--out", out, "--windows", "mean")
     assert code == 0, err
     ds = xr.open_zarr(out / "adi.zarr")
     assert ds.attrs["windows"] == "mean"

@@ -13,27 +13,11 @@ import torch
 import xarray as xr
 from torch import nn
 
-from attndilute import _io, models
+from attndilute import _io
 from attndilute.store import CKAConfig, from_module, run_cka
 from attndilute.study.adi import PARTS, run_adi
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    import os
-
-    root = tmp_path_factory.mktemp("crash")
-    os.environ.setdefault("ATTNDILUTE_CACHE", str(root / "cache"))
-    from attndilute.data import write_phantom
-
-    data = root / "data"
-    write_phantom(data, n=4, seed=3, profile="small")
-    torch.manual_seed(0)
-    ckpt = root / "tiny.safetensors"
-    models.save(models.build("smit-tiny", crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0)), ckpt)
-    return data, ckpt
 
 
 def _steps(run) -> list[str]:
@@ -69,10 +53,12 @@ def _leftovers(folder) -> list[str]:
     return [p.name for p in folder.rglob("*") if ".tmp-" in p.name or p.name == PARTS]
 
 
-def test_adi_killed_at_every_write_step_resumes_to_the_uninterrupted_result(cohort, tmp_path, monkeypatch):
+def test_adi_killed_at_every_write_step_resumes_to_the_uninterrupted_result(
+    tiny_cohort, tmp_path, monkeypatch
+):
     import attndilute.study.adi as adi
 
-    data, ckpt = cohort
+    data, ckpt = tiny_cohort
     measured, measure = {}, adi.measure_batch
 
     def once(net, images, real, names, pfs, **kw):  # the forward is not under test: run it once
@@ -119,11 +105,13 @@ class _Tiny(nn.Module):
         return self.b(torch.relu(self.a(x)))
 
 
-def test_cka_killed_at_every_write_step_resumes_to_the_uninterrupted_result(cohort, tmp_path, monkeypatch):
+def test_cka_killed_at_every_write_step_resumes_to_the_uninterrupted_result(
+    tiny_cohort, tmp_path, monkeypatch
+):
     import attndilute.store.cka_figures as figures
 
     _plain_figures(monkeypatch, figures, "write_heatmap_png", "write_diagonal_png", "write_html")
-    data, _ = cohort
+    data, _ = tiny_cohort
     config = CKAConfig(crop=(16, 16, 16), batch_size=4, layers="a,b", pool=(2, 2, 2))
     source = from_module(_Tiny(), name="tiny")
 

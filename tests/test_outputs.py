@@ -167,27 +167,10 @@ def test_cli_one_line_for_os_errors_and_unexpected_errors(cli, monkeypatch, tmp_
     assert code == 2 and err.count("\n") == 1 and "x.csv: Permission denied" in err
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    import torch
-
-    from attndilute import models
-    from attndilute.data import write_phantom
-
-    root = tmp_path_factory.mktemp("lock")
-    os.environ.setdefault("ATTNDILUTE_CACHE", str(root / "cache"))
-    data = root / "data"
-    write_phantom(data, n=4, seed=3, profile="small")
-    torch.manual_seed(0)
-    ckpt = root / "tiny.safetensors"
-    models.save(models.build("smit-tiny", crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0)), ckpt)
-    return data, ckpt
-
-
-def test_a_second_adi_on_the_same_out_is_refused_and_the_first_completes(cli, cohort, tmp_path):
+def test_a_second_adi_on_the_same_out_is_refused_and_the_first_completes(cli, tiny_cohort, tmp_path):
     from attndilute.study.adi import run_adi
 
-    data, ckpt = cohort
+    data, ckpt = tiny_cohort
     out = tmp_path / "o"
     second = []
 
@@ -201,8 +184,8 @@ def test_a_second_adi_on_the_same_out_is_refused_and_the_first_completes(cli, co
     assert run.dataset.sizes["scan"] == 4 and _io.read_marker(out)["status"] == "complete"
 
 
-def test_a_second_cka_or_train_on_the_same_out_is_refused(cli, cohort, tmp_path):
-    data, _ = cohort
+def test_a_second_cka_or_train_on_the_same_out_is_refused(cli, tiny_cohort, tmp_path):
+    data, _ = tiny_cohort
     out = tmp_path / "c"
     with _io.claim_folder(out, "cka"):
         code, _, err = cli(

@@ -72,11 +72,11 @@ def _switch_off_fused(attention: nn.Module) -> Callable[[], None]:
     return restore
 
 
-def softmax_installer(attention: nn.Module) -> Installer:
-    """Read the weights from ``attention.softmax``'s output (timm Swin), with fused attention off."""
+def _installer(attention: nn.Module, attach: Callable) -> Installer:
+    """An installer that attaches one hook (``attach(on_attention) -> handle``), fused attention off."""
 
     def install(on_attention):
-        handle = attention.softmax.register_forward_hook(lambda module, args, out: on_attention(out))
+        handle = attach(on_attention)
         restore = _switch_off_fused(attention)
 
         def remove() -> None:
@@ -86,6 +86,12 @@ def softmax_installer(attention: nn.Module) -> Installer:
         return remove
 
     return install
+
+
+def softmax_installer(attention: nn.Module) -> Installer:
+    """Read the weights from ``attention.softmax``'s output (timm Swin), with fused attention off."""
+    return _installer(attention, lambda on: attention.softmax.register_forward_hook(
+        lambda module, args, out: on(out)))
 
 
 def attn_drop_installer(attention: nn.Module) -> Installer:
@@ -93,18 +99,8 @@ def attn_drop_installer(attention: nn.Module) -> Installer:
 
     A forward *pre*-hook: train-mode dropout has not yet changed the weights it reads.
     """
-
-    def install(on_attention):
-        handle = attention.attn_drop.register_forward_pre_hook(lambda module, args: on_attention(args[0]))
-        restore = _switch_off_fused(attention)
-
-        def remove() -> None:
-            handle.remove()
-            restore()
-
-        return remove
-
-    return install
+    return _installer(attention, lambda on: attention.attn_drop.register_forward_pre_hook(
+        lambda module, args: on(args[0])))
 
 
 # ---------------------------------------------------------------- Swin
