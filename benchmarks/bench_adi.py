@@ -1,151 +1,196 @@
-"""Cost of online ADI versus the plain forward, and versus caching every attention map (DESIGN §6).
+"""Cost of online ADI against the plain forward: time and peak memory, side by side in one run.
 
-Same model and input for every mode: MONAI SwinUNETR (feature 48, window 7), one 64x64x64 volume
-whose last 24 slices are padding, 2 CPU threads, under ``torch.no_grad``. Each mode runs in its own
-subprocess so that peak memory (max RSS) is its own; time is the median of ``--repeats`` forwards
-after one warm-up.
+For each case, two worker processes hold the same model and input: one runs the plain forward,
+the other ``measure_adi``. The parent alternates them (A B B A ...) for ``--repeats`` rounds after
+one warm-up each, so both see the same machine load; time is the median per worker and memory
+the worker's peak RSS (its whole process: model, input, forward). Cases:
 
-    python benchmarks/bench_adi.py [--repeats 3] [--feature 48] [--size 64 64 64] [--pad 24]
+- ``swinunetr``: MONAI SwinUNETR feature 48, 64^3, the last 24 slices padding, explicit attention
+  on both sides (``use_flash_attention=False``);
+- ``smit``: SMIT (``smit-paper``) at its preset crop 128^3, the last 48 slices padding;
+- ``vit``: timm ViT-S/16 at 224^2, 16:9 letterbox bars; the plain forward runs timm's fused
+  attention, the instrumented one the same kernel computed window-chunk by window-chunk;
+- ``cohort``: ``attndilute adi`` on the 40-case phantom (``random:swin-paper``, 96^3): total
+  wall time of the command against the time spent inside the model's forwards.
 
-Modes: ``plain`` (the forward alone), ``online`` (``measure_adi``: hooks reduce inside the block),
-``cached`` (the seed's released code: keep every block's attention map, then compute).
+    python benchmarks/bench_adi.py [--cases swinunetr vit smit cohort] [--repeats 7] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from datetime import date
+from pathlib import Path
+
+CASES = ("swinunetr", "smit", "vit", "cohort")
 
 
-def _setup(args):
+def _import_timm():
+    """``import timm``, with the repository's torchvision stand-in where torchvision does not import."""
+    import importlib.util
+
+    stub = Path(__file__).resolve().parents[1] / "tests" / "torchvision_stub.py"
+    if stub.exists():
+        spec = importlib.util.spec_from_file_location("torchvision_stub", stub)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.install()
+    import timm
+
+    return timm
+
+
+def _build(case: str):
+    """(model, inputs (B, C, *spatial), real (B, *spatial)) of a case."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     from attndilute import models
 
-    model = models.build("swin_unetr", feature_size=args.feature, window_size=7).eval()
-    x = torch.randn(1, 1, *args.size)
-    real = torch.ones(1, *args.size, dtype=torch.bool)
-    if args.pad:
-        real[..., -args.pad :] = False
-    return model, x * real[:, None], real
+    torch.manual_seed(0)
+    if case == "swinunetr":
+        model = models.build("swin_unetr", feature_size=48, window_size=7, use_flash_attention=False)
+        size, pad = (64, 64, 64), 24
+    elif case == "smit":
+        model = models.build("smit-paper")
+        size, pad = (128, 128, 128), 48
+    elif case == "vit":
+        import attndilute.instrument.adapters  # noqa: F401 - registers the timm adapter
+
+        model = _import_timm().create_model("vit_small_patch16_224", pretrained=False)
+        assert all(blk.attn.fused_attn for blk in model.blocks), "timm's default is fused attention"
+        real = torch.ones(1, 224, 224, dtype=torch.bool)
+        real[:, :49] = False
+        real[:, -49:] = False  # 16:9 letterbox bars
+        return model.eval(), torch.randn(1, 3, 224, 224) * real[:, None], real
+    else:
+        raise ValueError(case)
+    real = torch.ones(1, *size, dtype=torch.bool)
+    real[..., -pad:] = False
+    return model.eval(), torch.randn(1, 1, *size) * real[:, None], real
 
 
-def _cached_adi(model, x, real):
-    """The seed's approach: store every attention map during the forward, then reduce."""
-    import torch
-
-    from attndilute.entropy import adi, entropy_decomposition
-    from attndilute.instrument import find_sites
-
-    sites = find_sites(model)
-    maps, inputs, handles = [], [], []
-    for site in sites:
-        handles.append(site.watch.register_forward_pre_hook(lambda m, a: inputs.append(a)))
-        handles.append(
-            site.softmax.register_forward_hook(lambda m, a, out: maps.append(out.detach().clone()))
-        )
-    from attndilute import masks
-
-    sources = masks.as_sources(real)
-    with torch.no_grad():
-        model(x)
-        out = []
-        for site, args, attn in zip(sites, inputs, maps, strict=True):
-            layout = site.layout(sources, args)
-            sums = entropy_decomposition(
-                attn, layout.query_sources[:, None] == 0, layout.key_sources[:, None] == 0
-            )
-            out.append(adi(sums.sum(0)))
-    for h in handles:
-        h.remove()
-    return out
-
-
-def run_mode(args) -> dict:
+def worker(case: str, mode: str, threads: int) -> None:
+    """Serve ``run`` (one forward, prints seconds) and ``rss`` (prints peak MB) on stdin."""
     import torch
 
     from attndilute.instrument import measure_adi
 
-    model, x, real = _setup(args)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    torch.set_num_threads(threads)
+    model, x, real = _build(case)
 
-    def once():
-        if args.mode == "plain":
+    def once() -> None:
+        if mode == "plain":
             with torch.no_grad():
                 model(x)
-        elif args.mode == "online":
-            measure_adi(model, x, real)
         else:
-            _cached_adi(model, x, real)
+            measure_adi(model, x, real)
 
     once()  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "mode": args.mode,
-        "seconds": statistics.median(times),
-        "peak_mb": peak / 1024,
-        "forward_mb": (peak - base) / 1024,
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "run":
+            t = time.perf_counter()
+            once()
+            print(time.perf_counter() - t, flush=True)
+        elif line.strip() == "rss":
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+        else:
+            return
+
+
+def side_by_side(case: str, repeats: int, threads: int) -> dict:
+    """Interleaved medians and peak RSS of the plain and the instrumented worker."""
+    procs = {
+        mode: subprocess.Popen([sys.executable, __file__, "--worker", case, mode, "--threads", str(threads)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for mode in ("plain", "adi")
     }
+
+    def ask(mode: str, what: str) -> float:
+        proc = procs[mode]
+        proc.stdin.write(what + "\n")
+        proc.stdin.flush()
+        return float(proc.stdout.readline())
+
+    for proc in procs.values():
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{case} worker failed to start")
+    times: dict[str, list[float]] = {"plain": [], "adi": []}
+    for r in range(repeats):
+        for mode in (("plain", "adi") if r % 2 == 0 else ("adi", "plain")):
+            times[mode].append(ask(mode, "run"))
+    rss = {mode: ask(mode, "rss") for mode in procs}
+    for proc in procs.values():
+        proc.stdin.write("quit\n")
+        proc.stdin.close()
+        proc.wait()
+    sec = {mode: statistics.median(v) for mode, v in times.items()}
+    return {"case": case, "plain_s": sec["plain"], "adi_s": sec["adi"], "time_ratio": sec["adi"] / sec["plain"],
+            "plain_mb": rss["plain"], "adi_mb": rss["adi"], "memory_ratio": rss["adi"] / rss["plain"],
+            "repeats": repeats}
+
+
+def cohort(threads: int) -> dict:
+    """``attndilute adi`` on the 40-case phantom: total time over time inside the forwards."""
+    import torch
+
+    from attndilute.study import adi as study_adi
+
+    torch.set_num_threads(threads)
+    inside = []
+    measure = study_adi.measure_batch
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        out = measure(*args, **kwargs)
+        inside.append(time.perf_counter() - t)
+        return out
+
+    study_adi.measure_batch = timed
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        run = study_adi.run_adi("random:swin-paper", out=Path(tmp) / "adi", batch_size=1)
+        total = time.perf_counter() - t
+    scans = len(run.dataset["scan"])
+    return {"case": "cohort", "scans": scans, "total_s": total, "forward_s": sum(inside),
+            "ratio": total / sum(inside), "s_per_scan": total / scans}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["plain", "online", "cached"])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--feature", type=int, default=48)
-    parser.add_argument("--size", type=int, nargs=3, default=[64, 64, 64])
-    parser.add_argument("--pad", type=int, default=24)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=["swinunetr", "vit", "smit", "cohort"])
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args()
-    if args.mode:
-        print(json.dumps(run_mode(args)))
+    if args.worker:
+        worker(*args.worker, args.threads)
         return
-    rows = {}
-    for mode in ("plain", "online", "cached"):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--mode",
-            mode,
-            "--repeats",
-            str(args.repeats),
-            "--feature",
-            str(args.feature),
-            "--size",
-            *map(str, args.size),
-            "--pad",
-            str(args.pad),
-            "--threads",
-            str(args.threads),
-        ]
-        rows[mode] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    plain = rows["plain"]
-    print(
-        f"SwinUNETR feature {args.feature}, input {'x'.join(map(str, args.size))}, {args.pad} padded slices, "
-        f"{args.threads} threads, median of {args.repeats}"
-    )
-    print(
-        f"{'mode':8s} {'seconds':>8s} {'x plain':>8s} {'peak MB':>9s} {'x plain':>8s} "
-        f"{'fwd MB':>8s} {'x plain':>8s}"
-    )
-    for mode, r in rows.items():
-        print(
-            f"{mode:8s} {r['seconds']:8.3f} {r['seconds'] / plain['seconds']:8.2f} {r['peak_mb']:9.0f} "
-            f"{r['peak_mb'] / plain['peak_mb']:8.2f} {r['forward_mb']:8.0f} "
-            f"{r['forward_mb'] / plain['forward_mb']:8.2f}"
-        )
+    print(f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
+          f"{args.threads} threads, median of {args.repeats} interleaved repeats")
+    print(f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} {'plain MB':>9s} {'ADI MB':>8s} {'mem x':>6s}")
+    rows = []
+    for case in args.cases:
+        if case == "cohort":
+            row = cohort(args.threads)
+            print(f"{'cohort':10s} {row['scans']} scans: {row['total_s']:.1f} s in total, {row['forward_s']:.1f} s "
+                  f"in forwards: {row['ratio']:.2f}x ({row['s_per_scan']:.2f} s per scan)")
+        else:
+            row = side_by_side(case, args.repeats, args.threads)
+            print(f"{case:10s} {row['plain_s']:8.3f} {row['adi_s']:8.3f} {row['time_ratio']:7.2f} "
+                  f"{row['plain_mb']:9.0f} {row['adi_mb']:8.0f} {row['memory_ratio']:6.2f}")
+        rows.append(row)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -296,7 +296,7 @@ def test_swin_attention_by_hand_equals_what_the_meter_reads(swin_v1):
     site = [s for s in find_sites(swin_v1) if s.name == "layers.2.blocks.1"][0]
     got = {}
     keep = blk.register_forward_pre_hook(lambda m, a: got.__setitem__("x", a[0]))
-    remove = site.connect(lambda attn: got.__setitem__("attn", attn.clone()))
+    remove = site.connect(lambda attn, scores=None, groups=None: got.update(attn=attn.clone(), scores=scores.clone()))
     try:
         with torch.no_grad():
             swin_v1(x)
@@ -306,6 +306,7 @@ def test_swin_attention_by_hand_equals_what_the_meter_reads(swin_v1):
     with torch.no_grad():
         by_hand = swin_block_attention_by_hand(blk, got["x"])
     torch.testing.assert_close(got["attn"], by_hand, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["scores"].softmax(-1), got["attn"])  # the logits come with the weights
     tokens = any_pool(any_pool(any_pool(real, 4), 2), 2)
     expected = adi_by_hand(by_hand, swin_windows_by_hand(tokens, blk.window_size, blk.shift_size), 2)
     ds = ad.measure_adi(swin_v1, x, real)
@@ -384,7 +385,11 @@ def test_window_layout_equals_timm_block_on_index_grid(h, w, wh, ww, sh, sw, alw
 # ---------------------------------------------------------------- switches
 
 
-def test_fused_attn_restored_after_measuring_and_after_a_raising_forward(swin_v1):
+def _hooks(module: nn.Module) -> int:
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in module.modules())
+
+
+def test_fused_attn_kept_and_routing_removed_after_measuring_and_after_a_raising_forward(swin_v1):
     model = vit()
     blocks = [blk for layer in swin_v1.layers for blk in layer.blocks]
     for blk in blocks:
@@ -392,18 +397,19 @@ def test_fused_attn_restored_after_measuring_and_after_a_raising_forward(swin_v1
     try:
         for net, attns in ((swin_v1, [b.attn for b in blocks]), (model, [b.attn for b in model.blocks])):
             meter = ADIMeter(net)
+            before = _hooks(net)
             with meter:
-                assert not any(a.fused_attn for a in attns)
-            assert all(a.fused_attn for a in attns)
+                assert all(a.fused_attn for a in attns)  # the model keeps its fused path
+                assert all(a._forward_pre_hooks and a._forward_hooks for a in attns)  # routed while connected
+            assert all(a.fused_attn for a in attns) and _hooks(net) == before
             with pytest.raises(ZeroDivisionError), meter:
                 raise ZeroDivisionError
             assert all(a.fused_attn for a in attns)
             with pytest.raises(Exception):  # a wrong image size: timm's own check raises in the forward
                 ad.measure_adi(net, torch.zeros(1, 3, 64, 64), torch.ones(1, 64, 64, dtype=torch.bool))
             assert all(a.fused_attn for a in attns)
-            for a in attns:  # no hook left behind
-                assert not a.attn_drop._forward_pre_hooks
-                assert not getattr(a, "softmax", nn.Identity())._forward_hooks
+            assert _hooks(net) == before  # no hook or routing left behind
+            assert not torch._C._is_torch_function_mode_enabled()  # the routing mode was left
     finally:
         for blk in blocks:
             blk.attn.fused_attn = False

@@ -3,9 +3,10 @@
 :class:`ADIMeter` installs, for each attention site, a forward pre-hook on the site's ``watch``
 module (it captures the block's input shape and derives the token layout from the batch's real
 mask) and a forward hook on its softmax (it reduces the attention to sums by scan, head and token
-source, then lets it go). No attention map outlives its block. Fused attention
-(``use_flash_attention``) is switched off while the meter is active and restored afterwards,
-because a fused kernel never materialises the weights the hook reads.
+source, then lets it go). No attention map outlives its block. A fused kernel
+(``use_flash_attention``, timm ``fused_attn``) never materialises the weights, so its call is
+computed window-chunk by window-chunk while the meter is active (:mod:`attndilute.instrument.fused`):
+the extra memory is one chunk, never a layer's map.
 
 :func:`measure_adi` runs one forward inside a meter and returns the ``xarray.Dataset`` of
 DESIGN §3.
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from attndilute import masks
-from attndilute.instrument.reduce import count_queries, reduce_attention
+from attndilute.instrument.reduce import reduce_attention
 from attndilute.instrument.sites import AttentionSite, SiteLayout, find_sites
 
 HEAD_MODES = ("per-head", "mean-attention")
@@ -36,7 +37,7 @@ class ADIMeter:
     connected and keeps only sums; :meth:`compute` gives the ADI, :meth:`to_dataset` the whole
     result, :meth:`reset` forgets, :meth:`sync` gathers the batches of every process (DDP). The
     sites are connected only inside :meth:`update` (or a ``with meter:`` block), so every hook
-    and every switch (fused attention) is undone after each batch, also when the forward raises.
+    and every routing of fused attention is undone after each batch, also when the forward raises.
 
     Args:
         model: the model (any model an adapter recognises).
@@ -91,6 +92,7 @@ class ADIMeter:
             padding_fraction: B values (default: the share of non-real elements of ``real``).
         """
         self._sources = masks.as_sources(real)
+        self._pending.clear()  # layouts of the previous batch
         b = int(real.shape[0])
         done = sum(batch["num_scans"] for batch in self._own)
         prefix = _rank_prefix()
@@ -186,15 +188,16 @@ class ADIMeter:
         return hook
 
     def _on_attention(self, i: int):
-        def receive(attn: torch.Tensor) -> None:  # attn: (G, heads, Nq, Nk)
-            layout = self._pending.pop(i, None)
+        def receive(attn: torch.Tensor, scores: torch.Tensor | None = None, groups: slice | None = None) -> None:
+            """attn: (G or a chunk of G, heads, Nq, Nk); scores: its logits, if known."""
+            layout = self._pending.get(i)
             if layout is None:
-                layout = self._layout(i, ())
+                layout = self._pending[i] = self._layout(i, ())
             cur = self._current
-            sums = reduce_attention(attn.detach(), layout, cur["num_scans"], mean_heads=self.mean_heads)
-            sums["count"] = count_queries(layout, cur["num_scans"])
+            sums = reduce_attention(attn.detach(), layout, cur["num_scans"], mean_heads=self.mean_heads,
+                                    scores=None if scores is None else scores.detach(), groups=groups)
             for name in _STATES:
-                # a site called more than once per forward (e.g. recomputation): sums add up
+                # chunks of one call, or a site called more than once per forward: sums add up
                 cur[name][i] = sums[name] if cur[name][i] is None else cur[name][i] + sums[name]
             cur["window"][i], cur["shift"][i] = layout.window, layout.shift
 
@@ -206,8 +209,8 @@ class ADIMeter:
             raise RuntimeError(
                 f"these attention sites did not run: {', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-                + ". Their weights were never formed: a fused kernel the adapter could not switch off "
-                "(MONAI use_flash_attention, timm fused_attn, the Hugging Face attention implementation), "
+                + ". Their weights were never formed: a fused kernel the adapter could not route "
+                "(a kernel other than scaled_dot_product_attention, the Hugging Face attention implementation), "
                 "or a forward that skips these modules"
             )
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from attndilute import masks
+from attndilute.instrument.fused import sdpa_installer
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,11 @@ class SiteLayout:
 
 
 #: ``install(on_attention) -> remove``: make every call of a site pass its post-softmax weights
-#: ``(G, heads, Nq, Nk)`` to ``on_attention``; ``remove()`` undoes all of it (hooks and switches)
-#: and is called even when the forward raised.
+#: ``(G, heads, Nq, Nk)`` to ``on_attention(weights, scores=None, groups=None)``; ``scores`` are
+#: the logits the weights are the softmax of, when known (one logarithm per row instead of per
+#: entry), and ``groups`` the slice of the G groups a chunk holds, when a call is reported chunk
+#: by chunk. ``remove()`` undoes all of it (hooks and switches) and is called even when the
+#: forward raised.
 Installer = Callable[[Callable[[torch.Tensor], None]], Callable[[], None]]
 
 
@@ -82,22 +86,39 @@ class AttentionSite:
     attention: nn.Module | None = None
     install: Installer | None = None
 
-    def connect(self, on_attention: Callable[[torch.Tensor], None]) -> Callable[[], None]:
-        """Install this site (its own ``install``, or the softmax hook); return the undo function."""
+    def connect(self, on_attention: Callable[..., None]) -> Callable[[], None]:
+        """Install this site (its own ``install``, or the softmax hook); return the undo function.
+
+        The default reads the weights and scores at the softmax module; when the attention
+        runs a fused kernel (MONAI ``use_flash_attention``) its call of
+        ``scaled_dot_product_attention`` is computed chunk by chunk and measured as well
+        (:mod:`attndilute.instrument.fused`), so the model keeps its own path either way.
+        """
         if self.install is not None:
             return self.install(on_attention)
-        handle = self.softmax.register_forward_hook(lambda module, args, output: on_attention(output))
+        handle = self.softmax.register_forward_hook(softmax_hook(on_attention))
         attn = self.attention
-        flash = bool(attn is not None and getattr(attn, "use_flash_attention", False))
-        if flash:
-            attn.use_flash_attention = False  # a fused kernel never forms the weights
+        fused = (sdpa_installer(attn)(on_attention)
+                 if attn is not None and getattr(attn, "use_flash_attention", False) else None)
 
         def remove() -> None:
             handle.remove()
-            if flash:
-                attn.use_flash_attention = True
+            if fused is not None:
+                fused()
 
         return remove
+
+
+def softmax_hook(on_attention: Callable[..., None]) -> Callable:
+    """A forward hook for an ``nn.Softmax`` that reports its output and its input (the scores)."""
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        scores = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if scores is not None and (scores.shape != output.shape or getattr(module, "dim", -1) not in (-1, output.dim() - 1)):
+            scores = None
+        on_attention(output, scores=scores)
+
+    return hook
 
 
 # ---------------------------------------------------------------- Swin (MONAI block interface)

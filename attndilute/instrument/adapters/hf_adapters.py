@@ -92,9 +92,10 @@ def measured_attention(
                 ~attention_mask, torch.finfo(scores.dtype).min
             )
         scores = scores + attention_mask
-    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights32 = nn.functional.softmax(scores, dim=-1, dtype=torch.float32)
     for on_attention in _ROUTES.get(module, ()):
-        on_attention(weights)
+        on_attention(weights32, scores=scores)
+    weights = weights32.to(query.dtype)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()
     return output, weights

@@ -20,10 +20,11 @@ Swin is never taken for timm's.
   followed by the patch tokens in row-major order, each the patch max-pool of the input sources
   (end padding from ``dynamic_img_pad`` is layout padding).
 
-Fused attention never forms the weights: each site switches its attention's ``fused_attn`` off
-while installed and restores the value it found. The weights are read from the softmax module
-(Swin) or from the input of ``attn_drop`` (ViT, whose softmax is a tensor method), before any
-dropout acts on them.
+Fused attention (``fused_attn``, the default) never forms the weights: its call of
+``scaled_dot_product_attention`` is computed window-chunk by window-chunk and measured
+(:mod:`attndilute.instrument.fused`); ``fused_attn`` is left as found. On the explicit path the
+weights are read from the softmax module (Swin, with its scores) or from the input of
+``attn_drop`` (ViT, whose softmax is a tensor method), before any dropout acts on them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import torch
 from torch import nn
 
 from attndilute import masks
-from attndilute.instrument.sites import AttentionSite, Installer, SiteLayout
+from attndilute.instrument.fused import sdpa_installer
+from attndilute.instrument.sites import AttentionSite, Installer, SiteLayout, softmax_hook
 
 SWIN_BLOCKS = {
     "timm.models.swin_transformer": "SwinTransformerBlock",
@@ -59,29 +61,18 @@ def _is_swin_block(module: nn.Module) -> bool:
 # ---------------------------------------------------------------- installers
 
 
-def _switch_off_fused(attention: nn.Module) -> Callable[[], None]:
-    """Set ``fused_attn`` False; return the function that restores the value found."""
-    if not hasattr(attention, "fused_attn"):
-        return lambda: None
-    found = attention.fused_attn
-    attention.fused_attn = False
-
-    def restore() -> None:
-        attention.fused_attn = found
-
-    return restore
-
-
 def _installer(attention: nn.Module, attach: Callable) -> Installer:
-    """An installer that attaches one hook (``attach(on_attention) -> handle``), fused attention off."""
+    """Attach one hook (``attach(on_attention) -> handle``) for the explicit path and, when the
+    module runs fused attention (``fused_attn``), measure its kernel call chunk by chunk."""
 
     def install(on_attention):
         handle = attach(on_attention)
-        restore = _switch_off_fused(attention)
+        fused = sdpa_installer(attention)(on_attention) if getattr(attention, "fused_attn", False) else None
 
         def remove() -> None:
             handle.remove()
-            restore()
+            if fused is not None:
+                fused()
 
         return remove
 
@@ -89,13 +80,12 @@ def _installer(attention: nn.Module, attach: Callable) -> Installer:
 
 
 def softmax_installer(attention: nn.Module) -> Installer:
-    """Read the weights from ``attention.softmax``'s output (timm Swin), with fused attention off."""
-    return _installer(attention, lambda on: attention.softmax.register_forward_hook(
-        lambda module, args, out: on(out)))
+    """Read the weights and scores from ``attention.softmax`` (timm Swin's explicit path)."""
+    return _installer(attention, lambda on: attention.softmax.register_forward_hook(softmax_hook(on)))
 
 
 def attn_drop_installer(attention: nn.Module) -> Installer:
-    """Read the weights from the input of ``attention.attn_drop`` (timm ``Attention``).
+    """Read the weights from the input of ``attention.attn_drop`` (timm ``Attention``'s explicit path).
 
     A forward *pre*-hook: train-mode dropout has not yet changed the weights it reads.
     """
