@@ -112,7 +112,9 @@ def source_entropy(
         return _uniform_source_entropy(attn, query_classes, key_classes, scores)
     q_t = query_classes.transpose(-1, -2)  # (..., k, Nq)
     mass_k = _by_key(attn, key_classes)  # (..., Nq, k)
-    ent_k = None if scores is None else _row_entropy_from_scores(attn, scores.to(attn.dtype), key_classes, mass_k)
+    ent_k = (
+        None if scores is None else _row_entropy_from_scores(attn, scores.to(attn.dtype), key_classes, mass_k)
+    )
     if ent_k is None:
         ent_k = _by_key(neg_plogp(attn), key_classes)  # (..., Nq, k)
     return q_t @ ent_k, q_t @ mass_k

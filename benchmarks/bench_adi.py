@@ -109,8 +109,12 @@ def worker(case: str, mode: str, threads: int) -> None:
 def side_by_side(case: str, repeats: int, threads: int) -> dict:
     """Interleaved medians and peak RSS of the plain and the instrumented worker."""
     procs = {
-        mode: subprocess.Popen([sys.executable, __file__, "--worker", case, mode, "--threads", str(threads)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        mode: subprocess.Popen(
+            [sys.executable, __file__, "--worker", case, mode, "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for mode in ("plain", "adi")
     }
 
@@ -125,7 +129,7 @@ def side_by_side(case: str, repeats: int, threads: int) -> dict:
             raise RuntimeError(f"{case} worker failed to start")
     times: dict[str, list[float]] = {"plain": [], "adi": []}
     for r in range(repeats):
-        for mode in (("plain", "adi") if r % 2 == 0 else ("adi", "plain")):
+        for mode in ("plain", "adi") if r % 2 == 0 else ("adi", "plain"):
             times[mode].append(ask(mode, "run"))
     rss = {mode: ask(mode, "rss") for mode in procs}
     for proc in procs.values():
@@ -133,9 +137,16 @@ def side_by_side(case: str, repeats: int, threads: int) -> dict:
         proc.stdin.close()
         proc.wait()
     sec = {mode: statistics.median(v) for mode, v in times.items()}
-    return {"case": case, "plain_s": sec["plain"], "adi_s": sec["adi"], "time_ratio": sec["adi"] / sec["plain"],
-            "plain_mb": rss["plain"], "adi_mb": rss["adi"], "memory_ratio": rss["adi"] / rss["plain"],
-            "repeats": repeats}
+    return {
+        "case": case,
+        "plain_s": sec["plain"],
+        "adi_s": sec["adi"],
+        "time_ratio": sec["adi"] / sec["plain"],
+        "plain_mb": rss["plain"],
+        "adi_mb": rss["adi"],
+        "memory_ratio": rss["adi"] / rss["plain"],
+        "repeats": repeats,
+    }
 
 
 def cohort(threads: int) -> dict:
@@ -160,8 +171,14 @@ def cohort(threads: int) -> dict:
         run = study_adi.run_adi("random:swin-paper", out=Path(tmp) / "adi", batch_size=1)
         total = time.perf_counter() - t
     scans = len(run.dataset["scan"])
-    return {"case": "cohort", "scans": scans, "total_s": total, "forward_s": sum(inside),
-            "ratio": total / sum(inside), "s_per_scan": total / scans}
+    return {
+        "case": "cohort",
+        "scans": scans,
+        "total_s": total,
+        "forward_s": sum(inside),
+        "ratio": total / sum(inside),
+        "s_per_scan": total / scans,
+    }
 
 
 def main() -> None:
@@ -175,19 +192,28 @@ def main() -> None:
     if args.worker:
         worker(*args.worker, args.threads)
         return
-    print(f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
-          f"{args.threads} threads, median of {args.repeats} interleaved repeats")
-    print(f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} {'plain MB':>9s} {'ADI MB':>8s} {'mem x':>6s}")
+    print(
+        f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
+        f"{args.threads} threads, median of {args.repeats} interleaved repeats"
+    )
+    print(
+        f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} "
+        f"{'plain MB':>9s} {'ADI MB':>8s} {'mem x':>6s}"
+    )
     rows = []
     for case in args.cases:
         if case == "cohort":
             row = cohort(args.threads)
-            print(f"{'cohort':10s} {row['scans']} scans: {row['total_s']:.1f} s in total, {row['forward_s']:.1f} s "
-                  f"in forwards: {row['ratio']:.2f}x ({row['s_per_scan']:.2f} s per scan)")
+            print(
+                f"{'cohort':10s} {row['scans']} scans: {row['total_s']:.1f} s in total, "
+                f"{row['forward_s']:.1f} s in forwards: {row['ratio']:.2f}x ({row['s_per_scan']:.2f} s per scan)"
+            )
         else:
             row = side_by_side(case, args.repeats, args.threads)
-            print(f"{case:10s} {row['plain_s']:8.3f} {row['adi_s']:8.3f} {row['time_ratio']:7.2f} "
-                  f"{row['plain_mb']:9.0f} {row['adi_mb']:8.0f} {row['memory_ratio']:6.2f}")
+            print(
+                f"{case:10s} {row['plain_s']:8.3f} {row['adi_s']:8.3f} {row['time_ratio']:7.2f} "
+                f"{row['plain_mb']:9.0f} {row['adi_mb']:8.0f} {row['memory_ratio']:6.2f}"
+            )
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -296,7 +296,9 @@ def test_swin_attention_by_hand_equals_what_the_meter_reads(swin_v1):
     site = [s for s in find_sites(swin_v1) if s.name == "layers.2.blocks.1"][0]
     got = {}
     keep = blk.register_forward_pre_hook(lambda m, a: got.__setitem__("x", a[0]))
-    remove = site.connect(lambda attn, scores=None, groups=None: got.update(attn=attn.clone(), scores=scores.clone()))
+    remove = site.connect(
+        lambda attn, scores=None, groups=None: got.update(attn=attn.clone(), scores=scores.clone())
+    )
     try:
         with torch.no_grad():
             swin_v1(x)

@@ -26,11 +26,15 @@ def _oracle(scores: torch.Tensor, q: torch.Tensor, k: torch.Tensor):
 
 MASKS = {
     "none": lambda s: s,
-    "-inf": lambda s: s.masked_fill(torch.rand(s.shape, generator=torch.Generator().manual_seed(1)) > 0.6,
-                                    float("-inf")),
-    "finfo.min": lambda s: s.masked_fill(torch.rand(s.shape, generator=torch.Generator().manual_seed(2)) > 0.6,
-                                         torch.finfo(torch.float32).min),
-    "monai -100": lambda s: s - 100.0 * (torch.rand(s.shape, generator=torch.Generator().manual_seed(3)) > 0.5),
+    "-inf": lambda s: s.masked_fill(
+        torch.rand(s.shape, generator=torch.Generator().manual_seed(1)) > 0.6, float("-inf")
+    ),
+    "finfo.min": lambda s: s.masked_fill(
+        torch.rand(s.shape, generator=torch.Generator().manual_seed(2)) > 0.6, torch.finfo(torch.float32).min
+    ),
+    "monai -100": lambda s: (
+        s - 100.0 * (torch.rand(s.shape, generator=torch.Generator().manual_seed(3)) > 0.5)
+    ),
 }
 
 
@@ -38,7 +42,9 @@ MASKS = {
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_scores_form_matches_float64_oracle(mask, dtype):
     g = torch.Generator().manual_seed(0)
-    scores = MASKS[mask](torch.randn(4, 2, 49, 49, generator=g) * 4 + 20)  # offset: cancellation in lse * mass
+    scores = MASKS[mask](
+        torch.randn(4, 2, 49, 49, generator=g) * 4 + 20
+    )  # offset: cancellation in lse * mass
     scores[..., 0] = scores[..., 0].clamp_min(-50.0)  # every row keeps a key
     scores = scores.to(dtype).float()  # bf16 logits, as an autocast forward gives them
     q, k = _classes(49, 1)[None, None], _classes(49, 2)[None, None]
@@ -78,8 +84,10 @@ def test_reduce_with_scores_and_chunks_equals_the_per_entry_reduction():
     layout = SiteLayout(src, src, torch.tensor([0, 0, 0, 1, 1, 1]))
     p = scores.softmax(-1)
     whole = reduce.reduce_attention(p, layout, 2)
-    parts = [reduce.reduce_attention(p[sl], layout, 2, scores=scores[sl], groups=sl, chunk_elements=1)
-             for sl in (slice(0, 2), slice(2, 5), slice(5, 6))]
+    parts = [
+        reduce.reduce_attention(p[sl], layout, 2, scores=scores[sl], groups=sl, chunk_elements=1)
+        for sl in (slice(0, 2), slice(2, 5), slice(5, 6))
+    ]
     for name in whole:
         torch.testing.assert_close(sum(part[name] for part in parts), whole[name], atol=1e-5, rtol=1e-5)
 
@@ -131,7 +139,10 @@ def test_monai_flash_path_is_measured_chunk_by_chunk_like_the_explicit_path(monk
 
     def spy(*args, **kwargs):
         on = kwargs["on_attention"]
-        kwargs["on_attention"] = lambda w, scores=None, groups=None: (chunks.append(w.shape[0]), on(w, scores, groups))
+        kwargs["on_attention"] = lambda w, scores=None, groups=None: (
+            chunks.append(w.shape[0]),
+            on(w, scores, groups),
+        )
         return original(*args, **kwargs)
 
     monkeypatch.setattr(fused, "chunked_attention", spy)

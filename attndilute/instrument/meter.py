@@ -102,8 +102,13 @@ class ADIMeter:
         if len(names) != b or pf.numel() != b:
             raise ValueError(f"{len(names)} scan names and {pf.numel()} padding fractions for {b} scans")
         self._current = {name: [None] * len(self.sites) for name in _STATES}
-        self._current.update(window=[None] * len(self.sites), shift=[None] * len(self.sites), num_scans=b,
-                             scans=names, padding_fraction=pf.reshape(-1).cpu())
+        self._current.update(
+            window=[None] * len(self.sites),
+            shift=[None] * len(self.sites),
+            num_scans=b,
+            scans=names,
+            padding_fraction=pf.reshape(-1).cpu(),
+        )
         self._batches.append(self._current)
         self._own.append(self._current)
 
@@ -188,14 +193,22 @@ class ADIMeter:
         return hook
 
     def _on_attention(self, i: int):
-        def receive(attn: torch.Tensor, scores: torch.Tensor | None = None, groups: slice | None = None) -> None:
+        def receive(
+            attn: torch.Tensor, scores: torch.Tensor | None = None, groups: slice | None = None
+        ) -> None:
             """attn: (G or a chunk of G, heads, Nq, Nk); scores: its logits, if known."""
             layout = self._pending.get(i)
             if layout is None:
                 layout = self._pending[i] = self._layout(i, ())
             cur = self._current
-            sums = reduce_attention(attn.detach(), layout, cur["num_scans"], mean_heads=self.mean_heads,
-                                    scores=None if scores is None else scores.detach(), groups=groups)
+            sums = reduce_attention(
+                attn.detach(),
+                layout,
+                cur["num_scans"],
+                mean_heads=self.mean_heads,
+                scores=None if scores is None else scores.detach(),
+                groups=groups,
+            )
             for name in _STATES:
                 # chunks of one call, or a site called more than once per forward: sums add up
                 cur[name][i] = sums[name] if cur[name][i] is None else cur[name][i] + sums[name]
@@ -210,7 +223,8 @@ class ADIMeter:
                 f"these attention sites did not run: {', '.join(missing[:5])}"
                 + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
                 + ". Their weights were never formed: a fused kernel the adapter could not route "
-                "(a kernel other than scaled_dot_product_attention, the Hugging Face attention implementation), "
+                "(a kernel other than scaled_dot_product_attention, "
+                "the Hugging Face attention implementation), "
                 "or a forward that skips these modules"
             )
 
@@ -373,8 +387,14 @@ def measure_adi(
         :func:`attndilute.instrument.dataset.to_dataset`).
     """
     meter = ADIMeter(model, heads=heads, windows=windows, sites=sites)
-    meter.update(inputs, real, scans=scans, padding_fraction=padding_fraction, forward_kwargs=forward_kwargs,
-                 autocast_dtype=autocast_dtype)
+    meter.update(
+        inputs,
+        real,
+        scans=scans,
+        padding_fraction=padding_fraction,
+        forward_kwargs=forward_kwargs,
+        autocast_dtype=autocast_dtype,
+    )
     ds = meter.to_dataset()
     if padding_fraction is not None:
         ds.attrs["padding_fraction_definition"] = "given by the caller"

@@ -82,7 +82,9 @@ def reduce_attention(
         s = None if scores is None or mean_heads else scores[sl]
         if mean_heads:
             p = p.mean(1, keepdim=True)
-        hg, mg = source_entropy(p, q_hot[sl, None], k_hot[sl, None], s, uniform=uniform)  # (g', heads', 3q, 3k)
+        hg, mg = source_entropy(
+            p, q_hot[sl, None], k_hot[sl, None], s, uniform=uniform
+        )  # (g', heads', 3q, 3k)
         per_group = torch.cat([hg, mg], 1).double()  # (g', 2 heads', 3, 3)
         per_scan = (scan_hot[:, sl] @ per_group.reshape(per_group.shape[0], -1)).view(
             num_scans, 2, out_heads, 3, 3
@@ -92,8 +94,17 @@ def reduce_attention(
         real_rows = hg[:, :, REAL].double()  # (g', heads', 3k): entropy of the real queries by key source
         total = real_rows.sum(-1, keepdim=True)
         share = torch.where(total > 0, real_rows / total.clamp_min(1e-300), 0.0)  # (g', heads', 3)
-        share = torch.stack([share[..., INPUT_PAD] + share[..., LAYOUT_PAD], share[..., INPUT_PAD],
-                             share[..., LAYOUT_PAD]], -1) * has_real[sl, None, None]
+        share = (
+            torch.stack(
+                [
+                    share[..., INPUT_PAD] + share[..., LAYOUT_PAD],
+                    share[..., INPUT_PAD],
+                    share[..., LAYOUT_PAD],
+                ],
+                -1,
+            )
+            * has_real[sl, None, None]
+        )
         window_adi += (scan_hot[:, sl] @ share.reshape(share.shape[0], -1)).view(num_scans, out_heads, 3)
     windows = scan_hot @ has_real.double()  # (B,)
     count = scan_hot @ q_hot.sum(1).double()  # (B, 3)

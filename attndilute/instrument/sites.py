@@ -98,8 +98,11 @@ class AttentionSite:
             return self.install(on_attention)
         handle = self.softmax.register_forward_hook(softmax_hook(on_attention))
         attn = self.attention
-        fused = (sdpa_installer(attn)(on_attention)
-                 if attn is not None and getattr(attn, "use_flash_attention", False) else None)
+        fused = (
+            sdpa_installer(attn)(on_attention)
+            if attn is not None and getattr(attn, "use_flash_attention", False)
+            else None
+        )
 
         def remove() -> None:
             handle.remove()
@@ -114,7 +117,9 @@ def softmax_hook(on_attention: Callable[..., None]) -> Callable:
 
     def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         scores = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if scores is not None and (scores.shape != output.shape or getattr(module, "dim", -1) not in (-1, output.dim() - 1)):
+        if scores is not None and (
+            scores.shape != output.shape or getattr(module, "dim", -1) not in (-1, output.dim() - 1)
+        ):
             scores = None
         on_attention(output, scores=scores)
 
