@@ -139,6 +139,114 @@ def test_subtype_and_cka_and_training_readings():
     )
 
 
+def test_readings_name_no_winner_on_a_tie():
+    assert readings.subtype_gap_reading(
+        {"base": {"A": 0.0, "B": 0.0}}, {"base": {"A": 0.1, "B": 0.1}}
+    ) == (
+        "No subtype is harder: the subtypes tie as shown (0.0% vs 0.0% detected and median sDSC 0.100 vs "
+        "0.100 for Cluster-A vs Cluster-B under base)."
+    )
+    # a difference below the printed precision is a tie too
+    assert readings.segmentation_reading({"base": 0.1001, "act": 0.1002}, {"base": 0.0, "act": 0.0}) == (
+        "Every configuration reached the same median sDSC (0.100)."
+    )
+    assert readings.adi_reduction_reading(3, {"base": 0.0791, "act": 0.0790}) == (
+        "Deepest-stage (S3) ADI was about the same under act (0.079) as under base (0.079)."
+    )
+
+
+def test_readings_give_numbers_but_no_verdict_below_the_minimum_sample():
+    n = {"base": 3, "act": 3}
+    assert readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.0}, n, {"base": 0.01, "act": 0.0}) == (
+        "Deepest-stage (S3) ADI was 0.079 ± 0.010 under base (n = 3) and 0.000 ± 0.000 under act (n = 3) "
+        "(mean ± sd); with 3 scans per configuration (fewer than 10) no reduction is claimed."
+    )
+    text = readings.segmentation_reading(
+        {"base": 0.559, "act": 0.624}, {"base": 0.5, "act": 0.75}, sdsc_p=0.5, detection_p=1.0, n=n
+    )
+    assert text == (
+        "Median sDSC was 0.559 under base and 0.624 under act (Wilcoxon p = 0.500 after Bonferroni) and "
+        "detection 50.0% under base and 75.0% under act (McNemar p = 1.000); with 3 cases per "
+        "configuration (fewer than 10) no configuration is called better."
+    )
+    assert "highest" not in text
+    trend = readings.trend_reading("sDSC", "padding fraction", {"base": Trend(0.99, 0.01, 5)})
+    assert trend == (
+        "sDSC is not called a trend with padding fraction under base (Spearman rho = 0.99, p = 0.010, "
+        "n = 5; fewer than 10 scans)."
+    )
+    gap = readings.subtype_gap_reading(
+        {"act": {"B": 0.965, "D": 0.857}}, {"act": {"B": 0.69, "D": 0.522}}, {"act": {"B": 7, "D": 5}}
+    )
+    assert gap.endswith(
+        "with 5 tumour(s) in the smallest subtype (fewer than 10) no subtype is called harder."
+    )
+    # at the minimum the verdicts come back
+    enough = readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.010}, {"base": 10, "act": 10})
+    assert "87% lower" in enough
+
+
+def test_training_reading_with_one_epoch_does_not_judge():
+    text = readings.training_reading({"base": Curve(1, 1.5, 1.5, 0.0, 1, 1, 1)})
+    assert text == (
+        "Under base, only 1 epoch ran (training loss 1.500, best validation Dice 0.000): too little to "
+        "judge convergence."
+    )
+    assert "plateau" not in text and "flat" not in text
+    # one validation cannot show that Dice was still rising
+    two = readings.training_reading({"base": Curve(2, 1.5, 1.2, 0.3, 2, 2, 1)})
+    assert "plateaued" not in two and "over 2 epochs" in two
+
+
+def test_caveats():
+    from attndilute.report import caveats
+
+    assert caveats.training_caveat({"base": (40, 0.71), "act": (12, 0.68)}) is None
+    assert caveats.training_caveat({"base": (1, 0.0), "act": (1, 0.017), "ok": (50, 0.7)}) == (
+        "Models not trained enough to interpret: base is untrained (1 epoch, best validation Dice 0.000) "
+        "and act is untrained (1 epoch, best validation Dice 0.017). A model counts as barely trained "
+        "below 10 epochs or a best validation Dice of 0.5, and as untrained below a Dice of 0.1 (the "
+        "detection threshold); its ADI, CKA and segmentation numbers show that the pipeline runs, not how "
+        "a trained transformer behaves."
+    )
+    assert "base is barely trained (40 epochs, best validation Dice 0.300)" in caveats.training_caveat(
+        {"base": (40, 0.3)}
+    )
+    assert "never validated" in caveats.training_caveat({"base": (40, math.nan)})
+    fast = caveats.demo_caveat({"variant": "fast", "n_cases": 12, "epochs": {"base": 1, "act": 1}})
+    assert fast.startswith("Fast demo (attndilute demo --fast; 12 synthetic phantom cases, epochs: base 1, "
+                           "act 1): a check that every step runs, not a result.")
+    assert caveats.demo_caveat(None) is None
+    assert caveats.sample_caveat(10) is None and caveats.sample_caveat(None) is None
+    assert caveats.sample_caveat(3).startswith("Small sample: 3 case(s) in the smallest group.")
+
+
+def test_clipped_error_bars_stay_in_the_unit_interval():
+    from attndilute.report.figures import clipped_error
+
+    means, sds = np.array([0.01, 0.5, 0.98]), np.array([0.05, 0.1, 0.05])
+    err = clipped_error(means, sds)
+    assert np.all(means - err["arrayminus"] >= 0) and np.all(means + err["array"] <= 1)
+    np.testing.assert_allclose(err["arrayminus"], [0.01, 0.1, 0.05])
+    np.testing.assert_allclose(err["array"], [0.05, 0.1, 0.02])
+    np.testing.assert_allclose(clipped_error([0.2], [np.nan])["array"], [0.0])
+
+
+def test_no_least_squares_line_through_fewer_than_five_points():
+    import pandas as pd
+
+    from attndilute.report.figures import MIN_FIT_POINTS, adi_vs_padding
+
+    def lines(n):
+        frame = pd.DataFrame({"scan": [f"s{i}" for i in range(n)], "adi": np.linspace(0, 0.1, n),
+                              "padding_fraction": np.linspace(0, 0.5, n)})  # fmt: skip
+        fig = adi_vs_padding({"base": frame}, {}, 3, ["base"])
+        return sum(t.mode == "lines" for t in fig.data)
+
+    assert MIN_FIT_POINTS == 5
+    assert lines(4) == 0 and lines(5) == 1
+
+
 # --- the fixture folder ---------------------------------------------------------------------
 
 
@@ -265,6 +373,34 @@ def run_dir(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def fast_dir(run_dir, tmp_path_factory):
+    """The fixture folder cut down to what ``demo --fast`` leaves: 1 epoch per model with validation
+    Dice 0.000 / 0.017, 3 evaluated cases and 3 ADI scans per configuration, and its demo.json."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("fast") / "D"
+    shutil.copytree(run_dir, root, ignore=shutil.ignore_patterns("preds", "table*.csv", ".table*"))
+    (root / "demo.json").write_text(json.dumps({"command": "demo", "variant": "fast", "n_cases": 12,
+                                                "epochs": {"base": 1, "act": 1}}))  # fmt: skip
+    for config, dice in (("base", 0.0), ("act", 0.017)):
+        pd.DataFrame({"epoch": [1], "lr": [1e-3], "train_loss": [1.5], "val_dice": [dice], "seconds": [9.0]}
+                     ).to_csv(root / "runs" / config / "metrics.csv", index=False)  # fmt: skip
+        ev = pd.read_csv(root / "eval" / f"{config}.csv").head(3)
+        ev.to_csv(root / "eval" / f"{config}.csv", index=False)
+        adi = pd.read_csv(root / "adi" / config / "adi_stages.csv")
+        adi[adi["scan"].isin(ev["case"])].to_csv(root / "adi" / config / "adi_stages.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fast_page(fast_dir):
+    from attndilute.report import write_report
+
+    result = write_report(fast_dir)
+    return result, result.path.read_text(encoding="utf-8")
+
+
 # --- the page -------------------------------------------------------------------------------
 
 
@@ -297,6 +433,33 @@ def test_full_report_renders_every_section_offline(page):
     assert text.count("not Fig. 8") == 1 and "B = init:A" in text
     assert "<td>act</td><td>smit</td><td>smit-tiny</td><td>64×64×64</td><td>10</td><td>0.820</td>" in text
     assert all(r.endswith(".") and r.count(". ") == 0 for r in _readings(text)), _readings(text)
+
+
+def test_fast_demo_report_has_a_banner_and_no_verdicts(fast_page):
+    import html
+
+    _, text = fast_page
+    plain = html.unescape(text)
+    banner = re.search(r'<div id="banner".*?</div>', plain, re.S).group(0)
+    assert "Fast demo (attndilute demo --fast" in banner
+    assert "base is untrained (1 epoch, best validation Dice 0.000)" in banner
+    assert "act is untrained (1 epoch, best validation Dice 0.017)" in banner
+    assert "Small sample: 3 case(s)" in banner
+    found = " ".join(_readings(text))
+    for verdict in ("highest under", "is the harder subtype", "% lower under", "rises with", "falls with",
+                    "plateaued", "stayed flat"):  # fmt: skip
+        assert verdict not in found, verdict
+    assert "too little to judge convergence" in found
+    assert "no reduction is claimed" in found and "no configuration is called better" in found
+
+
+def test_about_box_cites_the_paper(page):
+    from attndilute.report.about import PAPER_ARXIV, PAPER_TITLE
+
+    _, text = page
+    assert "What ADI is and how to read this page" in text
+    assert PAPER_TITLE in text and PAPER_ARXIV in text and "Rangnekar" in text
+    assert 'id="banner"' not in text  # trained models, 12 cases: nothing to warn about
 
 
 def test_readings_agree_with_an_independent_computation(run_dir, page):

@@ -29,6 +29,25 @@ def colour(configs: Sequence[str], config: str) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+#: Fewer points than this get no least-squares line (a line through 3 points says nothing).
+MIN_FIT_POINTS = 5
+
+
+def clipped_error(means, sds, low: float = 0.0, high: float = 1.0) -> dict:
+    """Plotly ``error_y`` for mean ± sd of a quantity bounded to ``[low, high]``: each whisker
+    stops at the bound, so a bar of ADI or Dice never reaches below 0 or above 1.
+
+    Args:
+        means: (n,) bar heights.
+        sds: (n,) standard deviations (NaN -> 0).
+    """
+    m = np.asarray(means, dtype=float)
+    sd = np.nan_to_num(np.asarray(sds, dtype=float))
+    up = np.clip(m + sd, low, high) - m
+    down = m - np.clip(m - sd, low, high)
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "visible": True}
+
+
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
@@ -115,12 +134,12 @@ def adi_stages(tables: Mapping[str, pd.DataFrame], configs: Sequence[str]) -> go
     for config, table in tables.items():
         fig.add_trace(go.Scatter(
             x=[f"S{s}" for s in table["stage"]], y=table["mean"], name=config, mode="lines+markers",
-            error_y={"type": "data", "array": table["sd"].fillna(0).to_numpy(), "visible": True},
+            error_y=clipped_error(table["mean"], table["sd"]),
             line={"color": colour(configs, config)},
             hovertemplate="%{x}: ADI %{y:.4f}<extra>" + config + "</extra>",
         ))  # fmt: skip
     fig.update_xaxes(title_text="stage")
-    fig.update_yaxes(title_text="mean ADI (Eq. 7) ± sd", rangemode="tozero")
+    fig.update_yaxes(title_text="mean ADI (Eq. 7) ± sd, clipped to [0, 1]", rangemode="tozero")
     return _layout(fig, "ADI per stage (Fig. 4 A-B)")
 
 
@@ -155,7 +174,7 @@ def adi_deepest(
     names = list(means)
     fig = go.Figure(go.Bar(
         x=names, y=[means[c] for c in names],
-        error_y={"type": "data", "array": [sds[c] for c in names], "visible": True},
+        error_y=clipped_error([means[c] for c in names], [sds[c] for c in names]),
         marker={"color": [colour(configs, c) for c in names]},
         text=[f"{means[c]:.3f}" for c in names], textposition="outside",
     ))  # fmt: skip
@@ -194,7 +213,7 @@ def adi_vs_padding(
         )
         x, y = frame["padding_fraction"].to_numpy(float), frame["adi"].to_numpy(float)
         ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() >= 3 and np.ptp(x[ok]) > 0:
+        if ok.sum() >= MIN_FIT_POINTS and np.ptp(x[ok]) > 0:
             slope, intercept = np.polyfit(x[ok], y[ok], 1)
             grid = np.array([x[ok].min(), x[ok].max()])
             fig.add_trace(

@@ -30,6 +30,10 @@ caption { caption-side: bottom; text-align: left; color: #666; font-size: .85rem
 figure { margin: 1.2rem 0 1.8rem; } figcaption { color: #555; font-size: .88rem; }
 .reading { font-weight: 600; color: #14365d; margin: .4rem 0; }
 .note { background: #fafafa; border-left: 3px solid #d9534f; padding: .4rem .8rem; margin: .6rem 0; }
+.banner { background: #fff4d6; border: 2px solid #e0a800; border-radius: 6px; padding: .5rem 1rem;
+          margin: 1rem 0; } .banner strong { color: #8a4b00; } .banner p { margin: .35rem 0; }
+.about { background: #f4f8fc; border: 1px solid #d5e3f0; border-radius: 6px; padding: .2rem 1rem .6rem;
+         font-size: .92rem; } .about h2 { margin-top: .6rem; border: none; } .citation { color: #444; }
 code { background: #f2f2f2; padding: 0 .25rem; border-radius: 3px; font-size: .88em; }
 """
 
@@ -109,9 +113,20 @@ def _section(sec: Section, figures: _Figures) -> str:
     return "\n".join(parts)
 
 
+def banner_html(lines: list[str]) -> str:
+    """The warning banner (``<div id="banner" role="alert">``), or "" when nothing applies."""
+    if not lines:
+        return ""
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return (f'<div id="banner" class="banner" role="alert"><strong>Read with care: these numbers do not '
+            f"support conclusions.</strong>{body}</div>")
+
+
 def render_page(run, sections: list[Section]) -> str:
     """The whole page as one string (plotly.js inline once when there is a figure)."""
     from attndilute import __version__
+    from attndilute.report.about import about_html
+    from attndilute.report.caveats import banner_lines
     from attndilute.report.summaries import front_table
 
     figures = _Figures()
@@ -150,8 +165,10 @@ def render_page(run, sections: list[Section]) -> str:
 <p>Results folder <code>{html.escape(str(run.root))}</code>, configurations
 {html.escape(", ".join(run.configs) or "none found")}; attndilute {html.escape(__version__)}.
 Sections follow the seed paper's order; every sentence in bold is computed from the numbers shown.</p>
+{banner_html(banner_lines(run))}
 <nav><ul>{nav}</ul></nav>
 </header>
+{about_html()}
 {glance}
 {body}
 </body>

@@ -204,6 +204,7 @@ def segmentation_section(run: Run) -> Section:
     table = run.table
     sdsc = {str(r.config): float(r.sdsc_median) for r in table.itertuples()}
     rate = {str(r.config): float(r.detection_rate) for r in table.itertuples()}
+    n_cases = {str(r.config): int(r.n) for r in table.itertuples()} if "n" in table.columns else None
     finite = {c: v for c, v in sdsc.items() if math.isfinite(v)}
     kwargs = {}
     if len(finite) > 1:
@@ -216,7 +217,7 @@ def segmentation_section(run: Run) -> Section:
                 "detection_diff_pp": sign * float(row.detection_diff_pp),
                 "detection_p": float(row.detection_p),
             }
-    reading = readings.segmentation_reading(sdsc, rate, **kwargs)
+    reading = readings.segmentation_reading(sdsc, rate, n=n_cases, **kwargs)
     n_excluded = int(table["n_excluded"].iloc[0]) if "n_excluded" in table.columns else 0
     sec.blocks.append(Table(
         *table_cells(table), reading=reading,
@@ -250,6 +251,8 @@ def _paired(per_case: dict, medians: dict[str, float], fallback: str) -> str:
     if len(present) < 2:
         return fallback
     best, worst = max(present, key=present.get), min(present, key=present.get)
+    if round(present[best], 3) == round(present[worst], 3):  # a tie: keep the report's order
+        best, worst = list(present)[:2]
     a = per_case[best].set_index("case")["sdsc_penalized"]
     b = per_case[worst].set_index("case")["sdsc_penalized"]
     both = a.to_frame("a").join(b.to_frame("b"), how="inner").dropna()
@@ -305,9 +308,12 @@ def adi_section(run: Run) -> Section:
     deep = {c: summaries.deepest_adi(run.adi[c]) for c in tables if int(run.adi[c]["stage"].max()) == stage}
     means = {c: float(np.nanmean(d["adi"])) if d["adi"].notna().any() else math.nan for c, d in deep.items()}
     sds = {c: float(d["adi"].std()) if d["adi"].notna().sum() > 1 else 0.0 for c, d in deep.items()}
-    sec.blocks.append(
-        Figure(figures.adi_deepest(means, sds, stage, configs), readings.adi_reduction_reading(stage, means))
-    )
+    counts = {c: int(d["adi"].notna().sum()) for c, d in deep.items()}
+    sec.blocks.append(Figure(
+        figures.adi_deepest(means, sds, stage, configs),
+        readings.adi_reduction_reading(stage, means, counts, sds),
+        "Bars: mean over scans; whiskers: ± sd, clipped to the index's range [0, 1].",
+    ))  # fmt: skip
     with_pf = {c: d for c, d in deep.items() if "padding_fraction" in d.columns}
     if with_pf:
         trends = {
@@ -317,7 +323,8 @@ def adi_section(run: Run) -> Section:
         sec.blocks.append(Figure(
             figures.adi_vs_padding(with_pf, trends, stage, configs),
             readings.trend_reading(f"Deepest-stage (S{stage}) ADI", "padding fraction", trends),
-            "Each point is one scan; dotted lines are least-squares fits, rho is Spearman's.",
+            "Each point is one scan; dotted lines are least-squares fits (drawn from "
+            f"{figures.MIN_FIT_POINTS} scans on), rho is Spearman's.",
         ))  # fmt: skip
     per_case = {c: summaries.joined_cases(run, c) for c in configs if c in run.evals}
     per_case = {c: f for c, f in per_case.items() if "padding_fraction" in f.columns}
@@ -404,12 +411,16 @@ def subtypes_section(run: Run) -> Section:
             c: dict(zip(g["subtype"].astype(str), g["sdsc_median"], strict=True))
             for c, g in perf.groupby("config", sort=False)
         }
+        sizes = {
+            c: dict(zip(g["subtype"].astype(str), g["n"].astype(int), strict=True))
+            for c, g in perf.groupby("config", sort=False)
+        }
         sec.blocks.append(
             Table(
                 ["Configuration", "Subtype", "N", "Detection [95% CI]", "sDSC"],
                 rows,
                 caption="Per subtype: detection with Wilson 95% interval, sDSC median [IQR] (missed = 0.1).",
-                reading=readings.subtype_gap_reading(det, med),
+                reading=readings.subtype_gap_reading(det, med, sizes),
             )
         )
     _problems(run, sec)

@@ -375,9 +375,10 @@ def curve(metrics: pd.DataFrame) -> Curve:
     frame = metrics.sort_values("epoch")
     loss = frame["train_loss"].to_numpy(float)
     ok = np.isfinite(loss)
-    best_dice, best_epoch, last_val = math.nan, -1, -1
+    best_dice, best_epoch, last_val, n_val = math.nan, -1, -1, 0
     if "val_dice" in frame.columns:
         val = frame[["epoch", "val_dice"]].dropna()
+        n_val = len(val)
         if len(val) > 0:
             i = int(val["val_dice"].to_numpy(float).argmax())
             best_dice, best_epoch = float(val["val_dice"].iloc[i]), int(val["epoch"].iloc[i])
@@ -389,4 +390,29 @@ def curve(metrics: pd.DataFrame) -> Curve:
         best_dice=best_dice,
         best_epoch=best_epoch,
         last_val_epoch=last_val,
+        n_val=n_val,
     )
+
+
+def training_records(run: Run) -> dict[str, tuple[int, float]]:
+    """Configuration -> (epochs trained, best validation Dice) from ``metrics.csv``, else from the
+    checkpoint header (``epoch``, ``val_dice``); NaN Dice when never validated."""
+    records = {}
+    for config in run.configs:
+        if config in run.metrics:
+            c = curve(run.metrics[config])
+            records[config] = (c.epochs, c.best_dice)
+        elif config in run.meta and "epoch" in run.meta[config]:
+            dice = run.meta[config].get("val_dice")
+            records[config] = (int(run.meta[config]["epoch"]), float(dice) if dice is not None else math.nan)
+    return records
+
+
+def smallest_group(run: Run) -> int | None:
+    """Fewest cases behind one configuration's numbers: evaluated cases, else deepest-stage ADI scans."""
+    sizes = []
+    if run.table is not None and "n" in run.table.columns:
+        sizes += [int(v) for v in run.table["n"]]
+    elif run.adi:
+        sizes += [int(deepest_adi(f)["adi"].notna().sum()) for f in run.adi.values()]
+    return min(sizes) if sizes else None

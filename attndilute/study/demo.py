@@ -38,14 +38,15 @@ class DemoConfig:
     act_epochs: int | None = None
     cka_batch: int = 8
     seed: int = 0
+    variant: str = "full"  # recorded in D/demo.json; the report's banner names a fast demo
 
 
 FULL = DemoConfig()
-FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4)
+FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4, variant="fast")
 CONFIGS = {"base": "tiny", "act": "tiny-act"}
 #: What the demo writes into ``D`` (paths relative to it): a rerun replaces these and only these.
 ENTRIES = (
-    "data", "padstats.csv", "subtypes", "report.html", ".report.html.attndilute.json",
+    "data", "padstats.csv", "subtypes", "report.html", ".report.html.attndilute.json", "demo.json",
     *(f"{kind}/{name}" for kind in ("runs", "preds", "adi") for name in CONFIGS),
     *(f"eval/{stem}" for name in (*CONFIGS, "table", "table_tests")
       for stem in (f"{name}.csv", f".{name}.csv.attndilute.json", f".{name}.csv.lock")),
@@ -101,6 +102,7 @@ def run_demo(
     with claim_folder(final, "demo", overwrite=overwrite) as claim:
         d = claim.path
         clear_entries(d, earlier=claim.earlier)
+        write_record(d, cfg)
         t0 = time.perf_counter()
         data = d / "data"
         write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
@@ -176,6 +178,19 @@ def run_demo(
         step("report", t0)
     result.seconds["total"] = time.perf_counter() - t_all
     return result
+
+
+def write_record(d: Path, cfg: DemoConfig) -> Path:
+    """``D/demo.json``: the demo's variant, cases, epochs and seed, read by the report's banner."""
+    import json
+
+    from attndilute._io import atomic_path
+
+    record = {"command": "demo", "variant": cfg.variant, "n_cases": cfg.n_cases, "seed": cfg.seed,
+              "epochs": {"base": cfg.base_epochs, "act": cfg.act_epochs}}
+    with atomic_path(d / "demo.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return d / "demo.json"
 
 
 def clear_entries(d: Path, *, earlier: bool) -> None:
