@@ -421,7 +421,8 @@ def _readings(html_text: str) -> list[str]:
 def test_full_report_renders_every_section_offline(page):
     result, text = page
     assert result.path.name == "report.html"
-    assert [s[0] for s in result.sections] == ["cohort", "segmentation", "adi", "subtypes", "cka", "training"]
+    assert [s[0] for s in result.sections] == ["cohort", "segmentation", "adi", "subtypes", "cka", "training",
+                                               "scans"]
     assert {s[2] for s in result.sections} == {"rendered"}, result.sections
     n_figures = sum(s[3] for s in result.sections)
     assert text.count("Plotly.newPlot(") == n_figures >= 12
@@ -490,6 +491,39 @@ def test_readings_agree_with_an_independent_computation(run_dir, page):
     padded = pd.read_csv(run_dir / "padstats.csv")
     n_padded = int((padded["padding_fraction"] > 0).sum())
     assert any(r.startswith(f"{n_padded} of 12 scans") and "96-voxel axial crop" in r for r in found)
+
+
+def test_per_scan_table_is_sortable_downloadable_and_matches_the_csvs(run_dir, page):
+    import html
+    import io
+    from urllib.parse import unquote
+
+    import pandas as pd
+
+    _, text = page
+    table = re.search(r'<table class="sortable" id="per-scan">.*?</table>', text, re.S).group(0)
+    header = [html.unescape(h) for h in re.findall(r'<th scope="col">(.*?)</th>', table)]
+    assert header == ["Scan", "Configuration", "Subtype", "Padding fraction", "S0 ADI", "S1 ADI", "S2 ADI",
+                      "S3 ADI", "Dice", "sDSC", "Detected"]  # fmt: skip
+    assert "table.sortable" in text and "addEventListener('click'" in text
+    link = r'<a class="download" download="per_scan.csv" href="data:text/csv;charset=utf-8,([^"]*)"'
+    href = re.search(link, text).group(1)
+    csv = pd.read_csv(io.StringIO(unquote(href)))
+    assert len(csv) == 24 and list(csv["configuration"].unique()) == ["base", "act"]
+    # every value against the inputs read independently
+    for config in CONFIGS:
+        ev = pd.read_csv(run_dir / "eval" / f"{config}.csv").set_index("case")
+        adi = pd.read_csv(run_dir / "adi" / config / "adi_stages.csv")
+        mine = csv[csv["configuration"] == config].set_index("scan")
+        np.testing.assert_allclose(mine.loc[ev.index, "sdsc"], ev["sdsc"], rtol=1e-5)
+        np.testing.assert_allclose(mine.loc[ev.index, "dice"], ev["dice"], rtol=1e-5)
+        deep = adi[adi["stage"] == 3].set_index("scan")
+        np.testing.assert_allclose(mine.loc[deep.index, "S3 ADI"], deep["adi"], rtol=1e-5)
+        pf = mine.loc[deep.index, "padding_fraction"]
+        np.testing.assert_allclose(pf, deep["padding_fraction"], rtol=1e-5)
+    rows = re.findall(r"<tr>(<td>phantom_\d+</td>.*?)</tr>", table)
+    assert len(rows) == 24 and all(r.count("<td") == 11 for r in rows)
+    assert re.search(r'<td class="num" data-v="[0-9.e-]+">\d\.\d{4}</td>', table)  # raw value for sorting
 
 
 def test_front_table_matches_compare_and_adi(run_dir):

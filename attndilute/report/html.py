@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from attndilute.report.sections import Figure, Missing, Section, Table, Text
+from attndilute.report.sections import DataTable, Figure, Missing, Section, Table, Text
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto;
@@ -34,6 +34,11 @@ figure { margin: 1.2rem 0 1.8rem; } figcaption { color: #555; font-size: .88rem;
           margin: 1rem 0; } .banner strong { color: #8a4b00; } .banner p { margin: .35rem 0; }
 .about { background: #f4f8fc; border: 1px solid #d5e3f0; border-radius: 6px; padding: .2rem 1rem .6rem;
          font-size: .92rem; } .about h2 { margin-top: .6rem; border: none; } .citation { color: #444; }
+.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
+.sortable th[aria-sort="descending"]::after { content: " ▼"; }
+.sortable td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; max-width: 100%; }
 code { background: #f2f2f2; padding: 0 .25rem; border-radius: 3px; font-size: .88em; }
 """
 
@@ -80,6 +85,72 @@ def _table(block: Table) -> str:
     return f"{reading}<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+#: Sorts a ``table.sortable`` by the clicked header: numbers (``data-v``) numerically, empty last.
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var up = th.getAttribute('aria-sort') !== 'ascending';
+      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', up ? 'ascending' : 'descending');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[col], v = cell.getAttribute('data-v');
+        return v === null ? cell.textContent : (v === '' ? null : parseFloat(v));
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null || y === null) { return (x === null) - (y === null); }
+        var c = (typeof x === 'number') ? x - y : String(x).localeCompare(String(y));
+        return up ? c : -c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+_HEADERS = {"scan": "Scan", "configuration": "Configuration", "subtype": "Subtype",
+            "padding_fraction": "Padding fraction", "dice": "Dice", "sdsc": "sDSC", "detected": "Detected"}
+
+
+def _cell(value, column: str) -> str:
+    """One ``<td>``: numbers carry their raw value in ``data-v`` for sorting."""
+    import math
+
+    if isinstance(value, bool) or column == "detected":
+        text = "" if value is None or value != value else ("yes" if bool(value) else "no")
+        return f"<td>{text}</td>"
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return '<td class="num" data-v=""></td>'
+        digits = 4 if column.endswith("ADI") else 3
+        return f'<td class="num" data-v="{value!r}">{value:.{digits}f}</td>'
+    text = "" if value is None else str(value)
+    return f"<td>{html.escape('' if text == 'nan' else text)}</td>"
+
+
+def _data_table(block: DataTable) -> str:
+    """A sortable table with a CSV download link (a ``data:`` URL, so the page stays one file)."""
+    from urllib.parse import quote
+
+    from attndilute.report.summaries import table_csv
+
+    frame = block.frame
+    head = "".join(f'<th scope="col">{html.escape(_HEADERS.get(c, c))}</th>' for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(_cell(v, c) for c, v in zip(frame.columns, row, strict=True)) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    href = "data:text/csv;charset=utf-8," + quote(table_csv(frame))
+    link = (f'<p><a class="download" download="{html.escape(block.filename)}" href="{href}">Download '
+            f"this table as CSV ({html.escape(block.filename)}, {len(frame)} rows)</a></p>")
+    caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
+    return (f'{link}<div class="scroll"><table class="sortable" id="per-scan">{caption}<thead><tr>{head}'
+            f"</tr></thead><tbody>{body}</tbody></table></div><script>{_SORT_JS}</script>")
+
+
 def _missing(block: Missing) -> str:
     command = f" Produce it with <code>{html.escape(block.command)}</code>." if block.command else ""
     return (
@@ -102,6 +173,8 @@ def _section(sec: Section, figures: _Figures) -> str:
             parts.append(_table(block))
         elif isinstance(block, Missing):
             parts.append(_missing(block))
+        elif isinstance(block, DataTable):
+            parts.append(_data_table(block))
         elif isinstance(block, Figure):
             n += 1
             caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""

@@ -416,3 +416,52 @@ def smallest_group(run: Run) -> int | None:
     elif run.adi:
         sizes += [int(deepest_adi(f)["adi"].notna().sum()) for f in run.adi.values()]
     return min(sizes) if sizes else None
+
+
+# --- per-scan table --------------------------------------------------------------------------
+
+
+def per_scan_table(run: Run) -> pd.DataFrame | None:
+    """One row per (scan, configuration): subtype, padding fraction, stage ADI, Dice, sDSC, detected.
+
+    Joins each configuration's ``eval/<config>.csv`` (Dice, sDSC, detection; :func:`joined_cases`
+    fills subtype and padding fraction) with its ``adi_stages.csv`` pivoted to one column per
+    stage (``S0 ADI`` ...). Padding fraction is the ADI CSV's (the model's own input) where
+    present, else the evaluate table's. A scan measured by only one of the two keeps empty cells.
+
+    Returns:
+        Columns ``scan, configuration, subtype, padding_fraction, S0 ADI.., dice, sdsc, detected``
+        (those that exist), rows in report order then by scan; None when nothing is per scan.
+    """
+    import pandas as pd
+
+    parts = []
+    for config in run.configs:
+        frame = pd.DataFrame({"scan": pd.Series(dtype=str)})
+        if config in run.evals:
+            ev = joined_cases(run, config).rename(columns={"case": "scan"})
+            ev = ev.assign(detected=detected(ev))
+            keep = [c for c in ("scan", "subtype", "padding_fraction", "dice", "sdsc", "detected") if c in ev]
+            frame = ev[keep]
+        if config in run.adi:
+            adi = run.adi[config]
+            wide = adi.pivot(index="scan", columns="stage", values="adi")
+            wide.columns = [f"S{int(s)} ADI" for s in wide.columns]
+            if "padding_fraction" in adi.columns:
+                wide["padding_fraction"] = adi.groupby("scan")["padding_fraction"].first()
+            if "padding_fraction" in wide:  # the model's own input wins over the cohort's crop
+                frame = frame.drop(columns=["padding_fraction"], errors="ignore")
+            frame = frame.merge(wide.reset_index(), on="scan", how="outer")
+        if len(frame):
+            parts.append(frame.assign(configuration=config))
+    if not parts:
+        return None
+    table = pd.concat(parts, ignore_index=True)
+    stages = sorted((c for c in table.columns if c.endswith(" ADI")), key=lambda c: int(c[1:-4]))
+    order = ["scan", "configuration", "subtype", "padding_fraction", *stages, "dice", "sdsc", "detected"]
+    return table[[c for c in order if c in table.columns]]
+
+
+def table_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text (the per-scan table's download)."""
+    return frame.to_csv(index=False, float_format="%.6g")
