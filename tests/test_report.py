@@ -247,6 +247,42 @@ def test_no_least_squares_line_through_fewer_than_five_points():
     assert lines(4) == 0 and lines(5) == 1
 
 
+def test_model_label_names_configurations_not_files():
+    from attndilute.report.summaries import model_label
+
+    assert model_label("/tmp/.demo-fast.tmp-4242/runs/base/best.safetensors") == "base"
+    assert model_label("D/runs/act/last.safetensors") == "act"
+    assert model_label("models/swin_ct.pt") == "swin_ct"
+    assert model_label("init:A", "act") == "random init of act"
+
+
+def test_adi_figure_title_never_a_checkpoint_stem(tmp_path):
+    from attndilute.study.adi_figures import display_title
+
+    assert display_title("best", tmp_path / "adi" / "act" / "adi.png") == "ADI of act"
+    assert display_title("swin_ct", tmp_path / "adi.png") == "swin_ct"
+
+
+def test_cka_colour_scale_fits_the_data():
+    from attndilute.report.figures import cka_range
+
+    assert cka_range(np.array([[0.62, 0.9], [np.nan, 0.71]])) == (0.62, 0.9)
+    assert cka_range(np.full((2, 2), 0.5)) == (0.49, 0.51)
+    assert cka_range(np.full((2, 2), np.nan)) == (0.0, 1.0)
+
+
+def test_one_epoch_training_curve_shows_a_point_on_a_whole_epoch_axis():
+    import pandas as pd
+
+    from attndilute.report.figures import training_curves
+
+    metrics = {"base": pd.DataFrame({"epoch": [1], "train_loss": [1.5], "val_dice": [0.0]})}
+    fig = training_curves(metrics, ["base"])
+    assert all("markers" in t.mode for t in fig.data)
+    assert list(fig.layout.xaxis.range) == [0.5, 1.5] and fig.layout.xaxis.dtick == 1
+    assert fig.layout.yaxis.title.text == "training loss"
+
+
 # --- the fixture folder ---------------------------------------------------------------------
 
 
@@ -337,8 +373,10 @@ def _cka(root: Path) -> None:
         metric = MinibatchCKA()
         for rows in (slice(0, 12), slice(12, 24)):
             metric.update([a[rows] for a in acts_a], [b[rows] for b in acts_b])
-        model_b = "init:A" if name.endswith("init") else name[8:]
-        attrs = {"model_a": "base", "model_b": model_b, "n_scans": 24}
+        # paths as ``cka`` records them, one inside a demo's former temporary folder
+        model_b = "init:A" if name.endswith("init") else str(root / "runs" / "act" / "best.safetensors")
+        model_a = str(root.parent / ".demo-fast.tmp-4242/runs/base/best.safetensors")
+        attrs = {"model_a": model_a, "model_b": model_b, "n_scans": 24}
         ds = cka_dataset(metric.compute(), specs, specs, attrs)
         write_zarr(ds, root / "cka" / name / "cka.zarr")
 
@@ -431,7 +469,9 @@ def test_full_report_renders_every_section_offline(page):
     assert not re.search(r"<link[^>]+href=", text)
     assert "Missing:" not in text
     # a comparison with init:A is drift from a random initialisation, and is said not to be Fig. 8
-    assert text.count("not Fig. 8") == 1 and "B = init:A" in text
+    assert text.count("not Fig. 8") == 1 and "B = random init of base" in text
+    assert "A = base, B = act, 24 scans" in text
+    assert ".tmp-" not in text and "best.safetensors" not in text.split('id="cka"')[1].split("</section>")[0]
     assert "<td>act</td><td>smit</td><td>smit-tiny</td><td>64×64×64</td><td>10</td><td>0.820</td>" in text
     assert all(r.endswith(".") and r.count(". ") == 0 for r in _readings(text)), _readings(text)
 
@@ -461,6 +501,42 @@ def test_about_box_cites_the_paper(page):
     assert "What ADI is and how to read this page" in text
     assert PAPER_TITLE in text and PAPER_ARXIV in text and "Rangnekar" in text
     assert 'id="banner"' not in text  # trained models, 12 cases: nothing to warn about
+
+
+def test_every_figure_has_axis_titles_a_caption_and_a_free_title(run_dir, fast_dir):
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import Figure, build_sections
+
+    for root in (run_dir, fast_dir):
+        for sec in build_sections(load_run(root)):
+            for block in (b for b in sec.blocks if isinstance(b, Figure)):
+                layout = block.figure.layout
+                name = layout.title.text
+                assert block.caption, name
+                axes = [layout[k] for k in layout if k.startswith(("xaxis", "yaxis"))]
+                titled = {k[0] for k in layout if k.startswith(("xaxis", "yaxis")) and layout[k].title.text}
+                assert titled == {"x", "y"}, name
+                assert layout.modebar.orientation == "v", name  # the toolbar sits beside the title
+                for axis in axes:
+                    assert ".tmp-" not in str(axis.title.text) and "best" not in str(axis.title.text), name
+
+
+def test_fast_demo_report_bars_stay_in_the_unit_interval(fast_dir):
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import Figure, build_sections
+
+    checked = 0
+    for sec in build_sections(load_run(fast_dir)):
+        for block in (b for b in sec.blocks if isinstance(b, Figure)):
+            for trace in block.figure.data:
+                err = getattr(trace, "error_y", None)
+                if err is None or err.array is None or "ADI" not in str(block.figure.layout.yaxis.title.text):
+                    continue
+                y = np.asarray(trace.y, dtype=float)
+                down = np.asarray(err.arrayminus if err.arrayminus is not None else err.array, dtype=float)
+                assert np.all(y - down >= -1e-12) and np.all(y + np.asarray(err.array, float) <= 1 + 1e-12)
+                checked += 1
+    assert checked >= 2
 
 
 def test_readings_agree_with_an_independent_computation(run_dir, page):

@@ -71,7 +71,7 @@ class _Figures:
             full_html=False,
             include_plotlyjs=first,
             div_id=div_id,
-            config={"displaylogo": False, "responsive": True},
+            config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
         )
 
 

@@ -148,7 +148,9 @@ def cohort_section(run: Run) -> Section:
             q1, med, q3 = np.percentile(frame["extent"].to_numpy(float), [25, 50, 75])
             sec.blocks.append(
                 Figure(
-                    figures.extent_histogram(frame, None), readings.extent_reading(len(frame), med, q1, q3)
+                    figures.extent_histogram(frame, None),
+                    readings.extent_reading(len(frame), med, q1, q3),
+                    "Native axial extent of each scan (phantom.csv); the crop depth needs padstats.",
                 )
             )
     else:
@@ -401,6 +403,8 @@ def subtypes_section(run: Run) -> Section:
                 readings.cluster_choice_reading(
                     pick["silhouette"], pick["calinski_harabasz"], pick["davies_bouldin"]
                 ),
+                "k-means validity indices for k = 2..5: higher is better for silhouette and "
+                "Calinski–Harabasz (↑), lower for Davies–Bouldin (↓).",
             )
         )
     perf = summaries.subtype_performance(run)
@@ -482,12 +486,15 @@ def cka_section(run: Run) -> Section:
     )
     for name, ds in run.cka.items():
         d = diagonals[name]
+        a = summaries.model_label(ds.attrs.get("model_a", "A"))
+        b = summaries.model_label(ds.attrs.get("model_b", "B"), a)
+        low, high = figures.cka_range(ds["cka"].values)
         sec.blocks.append(
             Figure(
-                figures.cka_heatmap(ds, name),
+                figures.cka_heatmap(ds, name, a, b),
                 readings.cka_diagonal_reading(name, list(d["label"]), list(d["cka"])),
-                f"A = {ds.attrs.get('model_a', '?')}, B = {ds.attrs.get('model_b', '?')}, "
-                f"{ds.attrs.get('n_scans', '?')} scans." + _init_note(ds),
+                f"A = {a}, B = {b}, {ds.attrs.get('n_scans', '?')} scans. Colour scale fitted to this "
+                f"comparison: {low:.3f} (dark) to {high:.3f} (light)." + _init_note(ds),
             )
         )
     _problems(run, sec)
