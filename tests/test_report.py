@@ -464,8 +464,12 @@ def test_full_report_renders_every_section_offline(page):
     assert {s[2] for s in result.sections} == {"rendered"}, result.sections
     n_figures = sum(s[3] for s in result.sections)
     assert text.count("Plotly.newPlot(") == n_figures >= 12
-    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1  # the bundle once, inline
-    assert not re.search(r"<script[^>]+src=", text)  # nothing fetched: opens offline
+    # plotly.js once, beside the page, loaded by a relative src: opens offline, no inline bundle
+    from plotly.offline import get_plotlyjs
+
+    assert re.findall(r'<script[^>]+src="([^"]+)"', text) == ["plotly.min.js"]
+    assert not re.search(r"\* plotly\.js v\d", text)
+    assert (result.path.parent / "plotly.min.js").read_text() == get_plotlyjs()
     assert not re.search(r"<link[^>]+href=", text)
     assert "Missing:" not in text
     # a comparison with init:A is drift from a random initialisation, and is said not to be Fig. 8
@@ -633,6 +637,7 @@ def test_empty_folder_names_every_missing_input_and_its_command(tmp_path):
                     "attndilute cka", "attndilute train"):  # fmt: skip
         assert command in text
     assert "Plotly.newPlot(" not in text and "plotly.js v" not in text  # no figure, no bundle
+    assert "<script" not in text.split("<body>")[0] and not (tmp_path / "plotly.min.js").exists()
 
 
 def test_partial_folder_and_unreadable_input(run_dir, tmp_path):

@@ -1,8 +1,10 @@
-"""Assemble the report: one self-contained HTML page, plotly.js inlined once, no network.
+"""Assemble the report: one HTML page and, beside it, one ``plotly.min.js``; no network.
 
-The first figure is rendered with ``include_plotlyjs=True`` (plotly's own bundle, inline) and
-every later one with ``include_plotlyjs=False``, so the page carries one copy of plotly.js and
-opens offline. Div ids are fixed (``fig-<section>-<n>``), so the same folder gives the same page.
+The first figure loads plotly.js with a relative ``<script src="plotly.min.js">``
+(:mod:`attndilute.plotly_js`: the folder's single copy, shared with the run's other pages) and
+every later one uses it, so the page opens offline as long as the bundle stays beside it. Where a
+foreign ``plotly.min.js`` is in the way the bundle is embedded inline instead. Div ids are fixed
+(``fig-<section>-<n>``), so the same folder gives the same page.
 """
 
 from __future__ import annotations
@@ -61,15 +63,16 @@ class ReportResult:
 class _Figures:
     """Renders figures to HTML divs; the first one carries the plotly.js bundle."""
 
-    def __init__(self) -> None:
+    def __init__(self, plotlyjs: str | bool = True) -> None:
         self.count = 0
+        self.plotlyjs = plotlyjs
 
     def render(self, fig, div_id: str) -> str:
         first = self.count == 0
         self.count += 1
         return fig.to_html(
             full_html=False,
-            include_plotlyjs=first,
+            include_plotlyjs=self.plotlyjs if first else False,
             div_id=div_id,
             config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
         )
@@ -195,14 +198,20 @@ def banner_html(lines: list[str]) -> str:
             f"support conclusions.</strong>{body}</div>")
 
 
-def render_page(run, sections: list[Section]) -> str:
-    """The whole page as one string (plotly.js inline once when there is a figure)."""
+def render_page(run, sections: list[Section], plotlyjs: str | bool = True) -> str:
+    """The whole page as one string.
+
+    Args:
+        run: the loaded results folder.
+        sections: :func:`~attndilute.report.sections.build_sections`.
+        plotlyjs: how the first figure loads plotly.js: a relative ``src`` or True (inline).
+    """
     from attndilute import __version__
     from attndilute.report.about import about_html
     from attndilute.report.caveats import banner_lines
     from attndilute.report.summaries import front_table
 
-    figures = _Figures()
+    figures = _Figures(plotlyjs)
     nav = "".join(
         f'<li><a href="#{s.key}">{html.escape(s.title)}</a><span class="badge {s.status}">'
         f"{s.status}</span></li>"
@@ -266,6 +275,7 @@ def write_report(
             their sections say what is missing.
     """
     from attndilute._io import atomic_path, claim_files
+    from attndilute.plotly_js import plotlyjs_option
     from attndilute.report.load import load_run
     from attndilute.report.sections import build_sections
 
@@ -274,7 +284,8 @@ def write_report(
     path = Path(out) if out is not None else run.root / "report.html"
     with claim_files([path], "report", overwrite=overwrite):
         sections = build_sections(run)
-        page = render_page(run, sections)
+        uses_plotly = any(s.n_figures for s in sections)
+        page = render_page(run, sections, plotlyjs_option(path) if uses_plotly else False)
         with atomic_path(path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     summary = tuple((s.key, s.title, s.status, s.n_figures) for s in sections)
