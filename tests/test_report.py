@@ -401,10 +401,12 @@ def run_dir(tmp_path_factory):
     _predictions(root, dict(zip(padstats["case"], padstats["padding_fraction"], strict=True)))
     _adi(root, padstats)
     data, ev = root / "data", root / "eval"
-    cli("evaluate", "--pred", root / "preds" / "base", "--data", data, "--out", ev / "base.csv",
+    cli("evaluate", "--split", "all", "--pred", root / "preds" / "base", "--data", data,
+        "--out", ev / "base.csv",
         "--padstats", root / "padstats.csv", "--subtypes", root / "subtypes" / "features.csv",
         "--adi", root / "adi" / "base" / "adi_stages.csv")  # fmt: skip
-    cli("evaluate", "--pred", root / "preds" / "act", "--data", data, "--out", ev / "act.csv")
+    cli("evaluate", "--split", "all", "--pred", root / "preds" / "act", "--data", data,
+        "--out", ev / "act.csv")
     cli("compare", ev / "base.csv", ev / "act.csv", "--out", ev / "table.csv")
     _runs(root)
     _cka(root)

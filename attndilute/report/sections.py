@@ -246,7 +246,7 @@ def segmentation_section(run: Run) -> Section:
             Table(
                 *tests_cells(run.tests),
                 caption="Paired tests: Wilcoxon signed-rank (Bonferroni across pairs), "
-                "exact McNemar for detection; Δ detection = first − second, in percentage points.",
+                "exact McNemar for detection; Δ detection = second − first, in percentage points.",
             )
         )
     per_case = {c: summaries.joined_cases(run, c) for c in run.configs if c in run.evals}
