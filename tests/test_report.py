@@ -700,8 +700,52 @@ def _browser() -> str | None:
     return None
 
 
+NO_BROWSER = ("no Chromium/Chrome binary on this machine; on Debian: apt-get install chromium-headless-shell "
+              "(docs/report.md)")  # fmt: skip
+
+
+def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with the network blocked; console messages go to stderr as ``CONSOLE``."""
+    return subprocess.run(
+        [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=15000", *extra, url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _console(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
 @pytest.mark.browser
-@pytest.mark.skipif(_browser() is None, reason="no Chromium/Chrome binary on this machine")
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
+@pytest.mark.parametrize("width", [700, 1400])
+def test_fast_demo_report_in_headless_chromium(fast_page, tmp_path, width):
+    """The fast-demo-like page at a narrow and a wide window: no console message, every figure
+    drawn, and the banner, the per-scan table and the paper's citation on the rendered page.
+    Screenshots are kept in the test's tmp folder (``report-<width>.png``)."""
+    result, text = fast_page
+    url = result.path.as_uri()
+    proc = _chromium(url, tmp_path / "profile", f"--window-size={width},1200", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not _console(proc), _console(proc)
+    dom = proc.stdout
+    assert re.search(r'<div id="banner"[^>]*role="alert"', dom) and "Fast demo" in dom
+    assert re.search(r'<table class="sortable" id="per-scan">', dom) and dom.count("<tr><td>phantom_") == 6
+    assert "arXiv:2605.05522" in dom and "Tumor-aware augmentation with task-guided attention" in dom
+    assert ".tmp-" not in dom
+    ids = re.findall(r'<div id="(fig-[a-z]+-\d+)"', text)
+    starts = [dom.index(f'id="{i}"') for i in ids] + [len(dom)]
+    for fig_id, start, end in zip(ids, starts[:-1], starts[1:], strict=True):
+        assert 'class="main-svg"' in dom[start:end], f"{fig_id} was not drawn at {width} px"
+    shot = tmp_path / f"report-{width}.png"
+    proc = _chromium(url, tmp_path / "profile2", f"--window-size={width},4000", f"--screenshot={shot}")
+    assert proc.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
 def test_page_renders_in_headless_chromium_without_console_errors(page, tmp_path):
     """Load the page with the network blocked; every figure must draw its SVG, nothing may log.
 
