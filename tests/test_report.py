@@ -248,8 +248,9 @@ def test_no_least_squares_line_through_fewer_than_five_points():
 
 
 def test_model_label_names_configurations_not_files():
-    from attndilute.report.summaries import model_label
+    from attndilute.names import model_label
 
+    assert model_label("random:smit-tiny") == "random:smit-tiny"
     assert model_label("/tmp/.demo-fast.tmp-4242/runs/base/best.safetensors") == "base"
     assert model_label("D/runs/act/last.safetensors") == "act"
     assert model_label("models/swin_ct.pt") == "swin_ct"
@@ -739,9 +740,32 @@ def test_fast_demo_report_in_headless_chromium(fast_page, tmp_path, width):
     starts = [dom.index(f'id="{i}"') for i in ids] + [len(dom)]
     for fig_id, start, end in zip(ids, starts[:-1], starts[1:], strict=True):
         assert 'class="main-svg"' in dom[start:end], f"{fig_id} was not drawn at {width} px"
+    shown = " ".join(re.findall(r'<p class="reading">(.*?)</p>', dom))
+    for verdict in ("highest under", "is the harder subtype", "% lower under", "plateaued"):
+        assert verdict not in shown, verdict
     shot = tmp_path / f"report-{width}.png"
     proc = _chromium(url, tmp_path / "profile2", f"--window-size={width},4000", f"--screenshot={shot}")
     assert proc.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
+def test_per_scan_table_sorts_on_a_click_in_chromium(page, tmp_path):
+    """The page's own sort script, run by a click on "Padding fraction" (twice: descending)."""
+    import html
+
+    result, text = page
+    clicked = tmp_path / "clicked.html"
+    shutil.copy(result.path.parent / "plotly.min.js", tmp_path / "plotly.min.js")
+    click = "<script>var th = document.querySelectorAll('#per-scan th')[3]; th.click(); th.click();</script>"
+    clicked.write_text(text.replace("</body>", click + "</body>"), encoding="utf-8")
+    proc = _chromium(clicked.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert proc.returncode == 0 and not _console(proc), _console(proc)
+    table = re.search(r'<table class="sortable" id="per-scan">.*?</table>', proc.stdout, re.S).group(0)
+    assert 'aria-sort="descending"' in html.unescape(table)
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    pf = [float(re.findall(r'data-v="([^"]*)"', r)[0]) for r in rows]
+    assert len(pf) == 24 and pf == sorted(pf, reverse=True) and pf[0] > pf[-1]
 
 
 @pytest.mark.browser

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attndilute.names import model_label
 from attndilute.report import readings, summaries
 
 if TYPE_CHECKING:
@@ -486,8 +487,8 @@ def cka_section(run: Run) -> Section:
     )
     for name, ds in run.cka.items():
         d = diagonals[name]
-        a = summaries.model_label(ds.attrs.get("model_a", "A"))
-        b = summaries.model_label(ds.attrs.get("model_b", "B"), a)
+        a = model_label(ds.attrs.get("model_a", "A"))
+        b = model_label(ds.attrs.get("model_b", "B"), a)
         low, high = figures.cka_range(ds["cka"].values)
         sec.blocks.append(
             Figure(

@@ -9,7 +9,6 @@ trends (Fig. 4 D), per-case joins (Fig. 4 E, §3.2.2), diagonal CKA (Fig. 6) and
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -348,26 +347,6 @@ def front_markdown(run: Run) -> str | None:
 
 
 # --- CKA (Figs. 6, A.2) ---------------------------------------------------------------------
-
-
-#: Checkpoint file stems that name a training run's file, not the model: the folder names it.
-RUN_FILE_STEMS = ("best", "last")
-
-
-def model_label(model: str, a_label: str = "A") -> str:
-    """A display name for a model as ``cka``/``adi`` record it (a checkpoint path or ``init:A``).
-
-    ``D/runs/act/best.safetensors`` -> ``act`` (the configuration folder, also inside a demo's
-    temporary folder); ``other/model.pt`` -> ``model``; ``init:A`` -> ``random init of <a_label>``.
-    Never a directory path, so titles and captions stay short and true after a folder is moved.
-    """
-    text = str(model)
-    if text.startswith("init:"):
-        return f"random init of {a_label}"
-    path = Path(text)
-    if path.stem in RUN_FILE_STEMS and path.parent.name:
-        return path.parent.name
-    return path.stem or text
 
 
 def cka_diagonal(ds) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attndilute._io import atomic_path
+from attndilute.names import RUN_FILE_STEMS
 
 
 def _rho_text(stages) -> str:
@@ -20,14 +21,10 @@ def _rho_text(stages) -> str:
     return f"S{deepest}: Spearman rho = {rho:.2f} (p = {p:.1e})"
 
 
-#: Checkpoint stems that name a run's file, not its model (``runs/act/best.safetensors``).
-_RUN_FILE_STEMS = ("best", "last")
-
-
 def display_title(title: str, path: str | Path) -> str:
     """The figure's title: a checkpoint stem such as ``best`` names no model, so the output folder's
     name (``adi/act`` -> ``act``) is used instead; any other title is kept."""
-    if title in _RUN_FILE_STEMS:
+    if title in RUN_FILE_STEMS:
         return f"ADI of {Path(path).parent.name}"
     return title
 
