@@ -179,9 +179,11 @@ def adi_deepest(
         x=names, y=[means[c] for c in names],
         error_y=clipped_error([means[c] for c in names], [sds[c] for c in names]),
         marker={"color": [colour(configs, c) for c in names]},
-        text=[f"{means[c]:.3f}" for c in names], textposition="outside",
+        hovertemplate="%{x}: mean ADI %{y:.4f}<extra></extra>",
     ))  # fmt: skip
-    fig.update_xaxes(title_text="configuration")
+    # the mean under each name, not on the bar, where the whisker would cross it
+    fig.update_xaxes(title_text="configuration", tickvals=names,
+                     ticktext=[f"{c}<br>mean {means[c]:.3f}" for c in names])
     fig.update_yaxes(title_text=f"mean S{stage} ADI ± sd, clipped to [0, 1]", rangemode="tozero")
     return _layout(fig, f"Deepest-stage (S{stage}) ADI per configuration (Fig. 4 C)", 380)
 
