@@ -35,9 +35,9 @@ def register(app: typer.Typer) -> None:
         from attndilute.study.demo import FAST, FULL, STEPS, run_demo, settings
 
         console = Console(stderr=True)
-        for name, resolved in settings(device).items():
+        for name, resolved in settings(device).items():  # stdout: stderr stays the error channel
             for line in describe("demo", resolved, name):
-                console.print(line, markup=False, highlight=False)
+                Console().print(line, markup=False, highlight=False)
         config = dataclasses.replace(FAST if fast else FULL, seed=seed)
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                    TimeElapsedColumn())  # fmt: skip

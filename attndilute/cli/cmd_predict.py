@@ -31,9 +31,9 @@ def register(app: typer.Typer) -> None:
         from attndilute.resolved import checkpoint_settings, describe
         from attndilute.training import predict as run
 
-        err = Console(stderr=True)
+        out_console = Console()  # stdout: stderr stays the one-line error channel
         for line in describe("predict", checkpoint_settings(model, device)):
-            err.print(line, markup=False, highlight=False)
+            out_console.print(line, markup=False, highlight=False)
         paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend, tta=tta,
                     overwrite=overwrite, device=device)
         view = Table(title=f"predict -> {out}")

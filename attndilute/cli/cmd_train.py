@@ -63,9 +63,9 @@ def register(app: typer.Typer) -> None:
         if spacing is not None:
             overrides["spacing"] = spacing
         if int(os.environ.get("RANK", "0")) == 0 and not resume:
-            err = Console(stderr=True)
+            out_console = Console()  # stdout: stderr stays the one-line error channel
             for line in describe("train", train_settings(preset, crop, spacing, device)):
-                err.print(line, markup=False, highlight=False)
+                out_console.print(line, markup=False, highlight=False)
         summary = run(
             data, out, preset, epochs=epochs, seed=seed, fold=fold, folds=folds, resume=resume,
             init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, overwrite=overwrite,

@@ -114,13 +114,12 @@ def run_demo(
         if name in STEPS[:-1] and on_start is not None:
             on_start(STEPS[STEPS.index(name) + 1], STEPS.index(name) + 1)
 
-    if on_start is not None:
-        on_start(STEPS[0], 0)
-
     with claim_folder(final, "demo", overwrite=overwrite) as claim:
         d = claim.path
         clear_entries(d, earlier=claim.earlier)
         write_record(d, cfg)
+        if on_start is not None:  # only once the folder is claimed: a refusal stays one line
+            on_start(STEPS[0], 0)
         t0 = time.perf_counter()
         data = d / "data"
         write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
