@@ -71,3 +71,27 @@ def test_demo_refuses_a_missing_device_before_writing(cli, tmp_path):
         pytest.skip("this machine has CUDA")
     code, _, err = cli("demo", "--fast", "--out", tmp_path / "D", "--device", "cuda")
     assert code == 2 and "no CUDA device" in err and not (tmp_path / "D").exists()
+
+
+def test_cli_demo_reports_each_step_as_it_starts(cli, tmp_path, monkeypatch):
+    """Without a terminal the demo writes one line per step as it starts (a bar on a terminal)."""
+    import pandas as pd
+
+    from attndilute.study import demo as module
+
+    def fake(out, *, config, log, overwrite, on_start, device):
+        for i, name in enumerate(module.STEPS):
+            on_start(name, i)
+            log(f"{name:<10s} {1.0:7.1f} s")
+        table = pd.DataFrame({"config": ["base"], "sdsc_median": [0.1], "sdsc_q1": [0.1], "sdsc_q3": [0.1],
+                              "n_detected": [0], "n": [3], "detection_rate": [0.0], "detection_low": [0.0],
+                              "detection_high": [0.56]})  # fmt: skip
+        return module.DemoResult(tmp_path, {"total": 60.0}, table, {"base": 0.16})
+
+    monkeypatch.setattr(module, "run_demo", fake)
+    code, out, err = cli("demo", "--fast", "--out", tmp_path / "D", "--device", "cpu")
+    assert code == 0, err
+    started = [line for line in err.splitlines() if line.endswith(" ...")]
+    assert started == [f"[{i + 1}/12] {name} ..." for i, name in enumerate(module.STEPS)]
+    first = "demo base: model smit-tiny (smit), crop 64x64x64, spacing 2x2x2 mm, device cpu"
+    assert out.splitlines()[0] == first
