@@ -13,10 +13,10 @@ PAPER_TITLE = (
     "Tumor-aware augmentation with task-guided attention analysis improves rectal cancer "
     "segmentation from magnetic resonance images"
 )
-PAPER_AUTHORS = "Rangnekar A, Miranda J, Horvat N, et al. (Veeraraghavan H, Deasy J)"
+PAPER_AUTHORS = "Rangnekar A, Miranda J, Horvat N, et al."
 PAPER_ARXIV = "arXiv:2605.05522"
 PAPER_URL = "https://arxiv.org/abs/2605.05522"
-CITATION = f"{PAPER_AUTHORS}. {PAPER_TITLE}. {PAPER_ARXIV} [eess.IV], 2026."
+CITATION = f"{PAPER_AUTHORS} {PAPER_TITLE}. {PAPER_ARXIV} [eess.IV], 2026."
 
 _WHAT = (
     "Attention dilution is the share of a transformer's attention that goes to padding tokens "
@@ -41,7 +41,7 @@ _HOW = (
 def about_html() -> str:
     """The box as an HTML fragment (``<section id="about">``)."""
     cite = (
-        f"{html.escape(PAPER_AUTHORS)}. <em>{html.escape(PAPER_TITLE)}</em>. "
+        f"{html.escape(PAPER_AUTHORS)} <em>{html.escape(PAPER_TITLE)}</em>. "
         f'<a href="{PAPER_URL}">{PAPER_ARXIV}</a> [eess.IV], 2026.'
     )
     return (
