@@ -8,9 +8,9 @@ import typer
 
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
 
-#: Measured once with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
+#: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
 FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
-             "(measured: 8 min 10 s on a 2-core sandbox with a warm cache).")
+             "(measured: 8 min 10 s and 8 min 29 s on a 2-core sandbox).")
 
 
 def register(app: typer.Typer) -> None:
