@@ -83,6 +83,13 @@ def tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; on success rename it to ``path``.
@@ -112,6 +119,8 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     except BaseException:
         remove(tmp)
         raise
+    if not is_dir and tmp.is_file() and not tmp.is_symlink():
+        os.chmod(tmp, 0o666 & ~current_umask())  # a writer that used mkstemp leaves 0600
     fault_point(f"rename {path.name}")
     if is_dir and path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")

@@ -36,3 +36,19 @@ def check_device(name: str | torch.device) -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise AttnDiluteError(f"--device {name}: unsupported device type", hint="use cpu, cuda or mps")
     return device
+
+
+#: ``--device`` values that let attndilute choose: the first CUDA device if there is one, else CPU.
+AUTO = ("auto", "")
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``--device``: ``auto`` (or None) -> ``cuda`` when available, else ``cpu``; anything else is
+    checked with :func:`check_device`.
+
+    Raises:
+        AttnDiluteError: a device that does not exist here.
+    """
+    if name is None or (isinstance(name, str) and name.strip().lower() in AUTO):
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return check_device(name)

@@ -50,7 +50,7 @@ def test_evaluate_matches_independent_metrics(cli, study, tmp_path):
     sd = pytest.importorskip("surface_distance")
     data, pred, refs, preds = study
     out = tmp_path / "eval.csv"
-    code, stdout, stderr = cli("evaluate", "--pred", pred, "--data", data, "--out", out)
+    code, stdout, stderr = cli("evaluate", "--split", "all", "--pred", pred, "--data", data, "--out", out)
     assert code == 0, stderr
     table = pd.read_csv(out).set_index("case")
     assert list(table.reset_index().columns) == list(EVAL_COLUMNS)
@@ -94,7 +94,7 @@ def test_evaluate_joins_side_tables(cli, study, tmp_path):
         "--subtypes",
         tmp_path / "sub.csv",
     ]
-    code, _, stderr = cli("evaluate", "--pred", pred, "--data", data, "--out", out, *args)
+    code, _, stderr = cli("evaluate", "--split", "all", "--pred", pred, "--data", data, "--out", out, *args)
     assert code == 0, stderr
     table = pd.read_csv(out).set_index("case")
     assert table.loc["case_a", "padding_fraction"] == 0.2 and table.loc["case_c", "extent"] == 40
@@ -116,7 +116,8 @@ def one_line_error(code, stderr, *needles):
 def test_evaluate_missing_prediction(cli, study, tmp_path):
     data, pred, _, _ = study
     (pred / "case_b.nii.gz").unlink()
-    code, _, stderr = cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv")
+    code, _, stderr = cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv")
     one_line_error(code, stderr, "case_b", "no prediction")
     assert not (tmp_path / "e.csv").exists()
 
@@ -124,7 +125,8 @@ def test_evaluate_missing_prediction(cli, study, tmp_path):
 def test_evaluate_shape_mismatch(cli, study, tmp_path):
     data, pred, _, preds = study
     save(pred / "case_a.nii.gz", preds["case_a"][:, :, :-1])
-    code, _, stderr = cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv")
+    code, _, stderr = cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv")
     one_line_error(code, stderr, "case_a.nii.gz", "shape")
 
 
@@ -133,14 +135,15 @@ def test_evaluate_affine_mismatch(cli, study, tmp_path):
     shifted = AFFINE.copy()
     shifted[0, 3] += 1.5
     save(pred / "case_b.nii.gz", preds["case_b"], shifted)
-    code, _, stderr = cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv")
+    code, _, stderr = cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv")
     one_line_error(code, stderr, "case_b.nii.gz", "affine")
 
 
 def test_evaluate_missing_pred_folder(cli, study, tmp_path):
     data, _, _, _ = study
     code, _, stderr = cli(
-        "evaluate", "--pred", tmp_path / "nope", "--data", data, "--out", tmp_path / "e.csv"
+        "evaluate", "--split", "all", "--pred", tmp_path / "nope", "--data", data, "--out", tmp_path / "e.csv"
     )
     one_line_error(code, stderr, "nope")
 

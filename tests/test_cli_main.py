@@ -49,3 +49,36 @@ def test_a_model_family_without_monai_is_a_one_line_error():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 3 and "attndilute[study]" in done.stdout, done.stdout + done.stderr
+
+
+def test_version_flag(cli):
+    from attndilute import __version__
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out.splitlines()[0] == f"attndilute {__version__}"
+    assert cli("version")[1] == out
+
+
+def test_predict_and_evaluate_share_the_split_default():
+    import typer
+
+    from attndilute.cli.main import app
+
+    commands = typer.main.get_command(app).commands
+    default = {name: next(p.default for p in commands[name].params if p.name == "split")
+               for name in ("predict", "evaluate")}  # fmt: skip
+    assert default == {"predict": "test", "evaluate": "test"}
+
+
+def test_compare_keeps_the_given_order():
+    import pandas as pd
+
+    from attndilute.evaluation.compare import compare
+    from attndilute.evaluation.formatting import tests_cells
+
+    frame = pd.DataFrame({"case": list("abcd"), "sdsc": [0.5, 0.6, 0.7, 0.8], "vr": 1.0,
+                          "detected": [True, True, False, True]})  # fmt: skip
+    result = compare({"base": frame, "act": frame.assign(detected=True)})
+    header, rows = tests_cells(result.tests)
+    assert rows[0][0] == "base vs act" and rows[0][4] == "+25.0 pp"
+    assert header[4] == "Δ detection (2nd − 1st)"

@@ -187,7 +187,8 @@ def _eval_study(root, pred_values=(0, 1), label_values=(0, 1)):
 def test_non_binary_prediction_is_refused(cli, tmp_path):
     data, pred, pred_path = _eval_study(tmp_path, pred_values=(0, 3))
     _one_line_error(
-        cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv"),
+        cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv"),
         pred_path,
         "prediction is not binary: values {0, 3}",
     )
@@ -196,7 +197,8 @@ def test_non_binary_prediction_is_refused(cli, tmp_path):
 def test_non_binary_reference_label_is_refused_by_evaluate(cli, tmp_path):
     data, pred, _ = _eval_study(tmp_path, label_values=(0, 2))
     _one_line_error(
-        cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv"),
+        cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv"),
         data / "c1_label.nii.gz",
         "label is not binary: values {0, 2}",
     )
@@ -204,7 +206,8 @@ def test_non_binary_reference_label_is_refused_by_evaluate(cli, tmp_path):
 
 def test_binary_prediction_is_scored(cli, tmp_path):
     data, pred, _ = _eval_study(tmp_path)
-    code, _, err = cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv")
+    code, _, err = cli("evaluate", "--split", "all", "--pred", pred, "--data", data,
+                                   "--out", tmp_path / "e.csv")
     assert code == 0, err
     assert pd.read_csv(tmp_path / "e.csv")["dice"].tolist() == [1.0]
 
@@ -216,7 +219,7 @@ def test_binary_prediction_is_scored(cli, tmp_path):
 def test_bad_tolerance_is_refused(cli, tmp_path, tolerance):
     data, pred, _ = _eval_study(tmp_path)
     _one_line_error(
-        cli("evaluate", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv",
+        cli("evaluate", "--split", "all", "--pred", pred, "--data", data, "--out", tmp_path / "e.csv",
             "--tolerance", tolerance),
         "sDSC tolerance must be a finite number of mm > 0",
         "--tolerance 2",

@@ -267,3 +267,15 @@ def test_mask_padding_runs_the_attention_inside_key_padding_mask(name, monkeypat
             model(x, real=r)
         assert seen and all(s == expect for s in seen)
         assert [(m is model, rr is real) for m, rr in calls] == ([(True, True)] if expect else [])
+
+
+def test_model_names_use_hyphens_and_old_spellings_still_work(capsys):
+    from attndilute.models.registry import canonical_name, get_preset, list_models
+
+    assert all("_" not in name for name in list_models())
+    capsys.readouterr()
+    assert get_preset("swin_unetr") is get_preset("swin-unetr")
+    assert canonical_name("swin_tiny") == "swin-tiny" and canonical_name("smit-tiny") == "smit-tiny"
+    assert canonical_name("swin_tiny") == "swin-tiny"
+    err = capsys.readouterr().err
+    assert err.count("note: model name 'swin_tiny' is now spelled 'swin-tiny'") == 1  # once per name

@@ -286,3 +286,21 @@ def test_cka_store_may_be_the_output_folder(tmp_path, monkeypatch):
         config=config,
     )
     assert run.dataset["cka"].shape == (2, 2)
+
+
+def test_files_get_the_users_umask_not_the_writers_0600(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        with _io.atomic_path(tmp_path / "best.safetensors") as tmp:
+            tmp.write_bytes(b"x")
+            os.chmod(tmp, 0o600)  # as a writer that goes through tempfile.mkstemp leaves it
+        assert stat.S_IMODE((tmp_path / "best.safetensors").stat().st_mode) == 0o640
+        os.umask(0o022)
+        with _io.atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a\n")
+        assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -139,6 +139,151 @@ def test_subtype_and_cka_and_training_readings():
     )
 
 
+def test_readings_name_no_winner_on_a_tie():
+    assert readings.subtype_gap_reading(
+        {"base": {"A": 0.0, "B": 0.0}}, {"base": {"A": 0.1, "B": 0.1}}
+    ) == (
+        "No subtype is harder: the subtypes tie as shown (0.0% vs 0.0% detected and median sDSC 0.100 vs "
+        "0.100 for Cluster-A vs Cluster-B under base)."
+    )
+    # a difference below the printed precision is a tie too
+    assert readings.segmentation_reading({"base": 0.1001, "act": 0.1002}, {"base": 0.0, "act": 0.0}) == (
+        "Every configuration reached the same median sDSC (0.100)."
+    )
+    assert readings.adi_reduction_reading(3, {"base": 0.0791, "act": 0.0790}) == (
+        "Deepest-stage (S3) ADI was about the same under act (0.079) as under base (0.079)."
+    )
+
+
+def test_readings_give_numbers_but_no_verdict_below_the_minimum_sample():
+    n = {"base": 3, "act": 3}
+    assert readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.0}, n, {"base": 0.01, "act": 0.0}) == (
+        "Deepest-stage (S3) ADI was 0.079 ± 0.010 under base (n = 3) and 0.000 ± 0.000 under act (n = 3) "
+        "(mean ± sd); with 3 scans per configuration (fewer than 10) no reduction is claimed."
+    )
+    text = readings.segmentation_reading(
+        {"base": 0.559, "act": 0.624}, {"base": 0.5, "act": 0.75}, sdsc_p=0.5, detection_p=1.0, n=n
+    )
+    assert text == (
+        "Median sDSC was 0.559 under base and 0.624 under act (Wilcoxon p = 0.500 after Bonferroni) and "
+        "detection 50.0% under base and 75.0% under act (McNemar p = 1.000); with 3 cases per "
+        "configuration (fewer than 10) no configuration is called better."
+    )
+    assert "highest" not in text
+    trend = readings.trend_reading("sDSC", "padding fraction", {"base": Trend(0.99, 0.01, 5)})
+    assert trend == (
+        "sDSC is not called a trend with padding fraction under base (Spearman rho = 0.99, p = 0.010, "
+        "n = 5; fewer than 10 scans)."
+    )
+    gap = readings.subtype_gap_reading(
+        {"act": {"B": 0.965, "D": 0.857}}, {"act": {"B": 0.69, "D": 0.522}}, {"act": {"B": 7, "D": 5}}
+    )
+    assert gap.endswith(
+        "with 5 tumour(s) in the smallest subtype (fewer than 10) no subtype is called harder."
+    )
+    # at the minimum the verdicts come back
+    enough = readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.010}, {"base": 10, "act": 10})
+    assert "87% lower" in enough
+
+
+def test_training_reading_with_one_epoch_does_not_judge():
+    text = readings.training_reading({"base": Curve(1, 1.5, 1.5, 0.0, 1, 1, 1)})
+    assert text == (
+        "Under base, only 1 epoch ran (training loss 1.500, best validation Dice 0.000): too little to "
+        "judge convergence."
+    )
+    assert "plateau" not in text and "flat" not in text
+    # one validation cannot show that Dice was still rising
+    two = readings.training_reading({"base": Curve(2, 1.5, 1.2, 0.3, 2, 2, 1)})
+    assert "plateaued" not in two and "over 2 epochs" in two
+
+
+def test_caveats():
+    from attndilute.report import caveats
+
+    assert caveats.training_caveat({"base": (40, 0.71), "act": (12, 0.68)}) is None
+    assert caveats.training_caveat({"base": (1, 0.0), "act": (1, 0.017), "ok": (50, 0.7)}) == (
+        "Models not trained enough to interpret: base is untrained (1 epoch, best validation Dice 0.000) "
+        "and act is untrained (1 epoch, best validation Dice 0.017). A model counts as barely trained "
+        "below 10 epochs or a best validation Dice of 0.5, and as untrained below a Dice of 0.1 (the "
+        "detection threshold); its ADI, CKA and segmentation numbers show that the pipeline runs, not how "
+        "a trained transformer behaves."
+    )
+    assert "base is barely trained (40 epochs, best validation Dice 0.300)" in caveats.training_caveat(
+        {"base": (40, 0.3)}
+    )
+    assert "never validated" in caveats.training_caveat({"base": (40, math.nan)})
+    fast = caveats.demo_caveat({"variant": "fast", "n_cases": 12, "epochs": {"base": 1, "act": 1}})
+    assert fast.startswith("Fast demo (attndilute demo --fast; 12 synthetic phantom cases, epochs: base 1, "
+                           "act 1): a check that every step runs, not a result.")
+    assert caveats.demo_caveat(None) is None
+    assert caveats.sample_caveat(10) is None and caveats.sample_caveat(None) is None
+    assert caveats.sample_caveat(3).startswith("Small sample: 3 case(s) in the smallest group.")
+
+
+def test_clipped_error_bars_stay_in_the_unit_interval():
+    from attndilute.report.figures import clipped_error
+
+    means, sds = np.array([0.01, 0.5, 0.98]), np.array([0.05, 0.1, 0.05])
+    err = clipped_error(means, sds)
+    assert np.all(means - err["arrayminus"] >= 0) and np.all(means + err["array"] <= 1)
+    np.testing.assert_allclose(err["arrayminus"], [0.01, 0.1, 0.05])
+    np.testing.assert_allclose(err["array"], [0.05, 0.1, 0.02])
+    np.testing.assert_allclose(clipped_error([0.2], [np.nan])["array"], [0.0])
+
+
+def test_no_least_squares_line_through_fewer_than_five_points():
+    import pandas as pd
+
+    from attndilute.report.figures import MIN_FIT_POINTS, adi_vs_padding
+
+    def lines(n):
+        frame = pd.DataFrame({"scan": [f"s{i}" for i in range(n)], "adi": np.linspace(0, 0.1, n),
+                              "padding_fraction": np.linspace(0, 0.5, n)})  # fmt: skip
+        fig = adi_vs_padding({"base": frame}, {}, 3, ["base"])
+        return sum(t.mode == "lines" for t in fig.data)
+
+    assert MIN_FIT_POINTS == 5
+    assert lines(4) == 0 and lines(5) == 1
+
+
+def test_model_label_names_configurations_not_files():
+    from attndilute.names import model_label
+
+    assert model_label("random:smit-tiny") == "random:smit-tiny"
+    assert model_label("/tmp/.demo-fast.tmp-4242/runs/base/best.safetensors") == "base"
+    assert model_label("D/runs/act/last.safetensors") == "act"
+    assert model_label("models/swin_ct.pt") == "swin_ct"
+    assert model_label("init:A", "act") == "random init of act"
+
+
+def test_adi_figure_title_never_a_checkpoint_stem(tmp_path):
+    from attndilute.study.adi_figures import display_title
+
+    assert display_title("best", tmp_path / "adi" / "act" / "adi.png") == "ADI of act"
+    assert display_title("swin_ct", tmp_path / "adi.png") == "swin_ct"
+
+
+def test_cka_colour_scale_fits_the_data():
+    from attndilute.report.figures import cka_range
+
+    assert cka_range(np.array([[0.62, 0.9], [np.nan, 0.71]])) == (0.62, 0.9)
+    assert cka_range(np.full((2, 2), 0.5)) == (0.49, 0.51)
+    assert cka_range(np.full((2, 2), np.nan)) == (0.0, 1.0)
+
+
+def test_one_epoch_training_curve_shows_a_point_on_a_whole_epoch_axis():
+    import pandas as pd
+
+    from attndilute.report.figures import training_curves
+
+    metrics = {"base": pd.DataFrame({"epoch": [1], "train_loss": [1.5], "val_dice": [0.0]})}
+    fig = training_curves(metrics, ["base"])
+    assert all("markers" in t.mode for t in fig.data)
+    assert list(fig.layout.xaxis.range) == [0.5, 1.5] and fig.layout.xaxis.dtick == 1
+    assert fig.layout.yaxis.title.text == "training loss"
+
+
 # --- the fixture folder ---------------------------------------------------------------------
 
 
@@ -229,8 +374,10 @@ def _cka(root: Path) -> None:
         metric = MinibatchCKA()
         for rows in (slice(0, 12), slice(12, 24)):
             metric.update([a[rows] for a in acts_a], [b[rows] for b in acts_b])
-        model_b = "init:A" if name.endswith("init") else name[8:]
-        attrs = {"model_a": "base", "model_b": model_b, "n_scans": 24}
+        # paths as ``cka`` records them, one inside a demo's former temporary folder
+        model_b = "init:A" if name.endswith("init") else str(root / "runs" / "act" / "best.safetensors")
+        model_a = str(root.parent / ".demo-fast.tmp-4242/runs/base/best.safetensors")
+        attrs = {"model_a": model_a, "model_b": model_b, "n_scans": 24}
         ds = cka_dataset(metric.compute(), specs, specs, attrs)
         write_zarr(ds, root / "cka" / name / "cka.zarr")
 
@@ -255,14 +402,44 @@ def run_dir(tmp_path_factory):
     _predictions(root, dict(zip(padstats["case"], padstats["padding_fraction"], strict=True)))
     _adi(root, padstats)
     data, ev = root / "data", root / "eval"
-    cli("evaluate", "--pred", root / "preds" / "base", "--data", data, "--out", ev / "base.csv",
+    cli("evaluate", "--split", "all", "--pred", root / "preds" / "base", "--data", data,
+        "--out", ev / "base.csv",
         "--padstats", root / "padstats.csv", "--subtypes", root / "subtypes" / "features.csv",
         "--adi", root / "adi" / "base" / "adi_stages.csv")  # fmt: skip
-    cli("evaluate", "--pred", root / "preds" / "act", "--data", data, "--out", ev / "act.csv")
+    cli("evaluate", "--split", "all", "--pred", root / "preds" / "act", "--data", data,
+        "--out", ev / "act.csv")
     cli("compare", ev / "base.csv", ev / "act.csv", "--out", ev / "table.csv")
     _runs(root)
     _cka(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def fast_dir(run_dir, tmp_path_factory):
+    """The fixture folder cut down to what ``demo --fast`` leaves: 1 epoch per model with validation
+    Dice 0.000 / 0.017, 3 evaluated cases and 3 ADI scans per configuration, and its demo.json."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("fast") / "D"
+    shutil.copytree(run_dir, root, ignore=shutil.ignore_patterns("preds", "table*.csv", ".table*"))
+    (root / "demo.json").write_text(json.dumps({"command": "demo", "variant": "fast", "n_cases": 12,
+                                                "epochs": {"base": 1, "act": 1}}))  # fmt: skip
+    for config, dice in (("base", 0.0), ("act", 0.017)):
+        pd.DataFrame({"epoch": [1], "lr": [1e-3], "train_loss": [1.5], "val_dice": [dice], "seconds": [9.0]}
+                     ).to_csv(root / "runs" / config / "metrics.csv", index=False)  # fmt: skip
+        ev = pd.read_csv(root / "eval" / f"{config}.csv").head(3)
+        ev.to_csv(root / "eval" / f"{config}.csv", index=False)
+        adi = pd.read_csv(root / "adi" / config / "adi_stages.csv")
+        adi[adi["scan"].isin(ev["case"])].to_csv(root / "adi" / config / "adi_stages.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fast_page(fast_dir):
+    from attndilute.report import write_report
+
+    result = write_report(fast_dir)
+    return result, result.path.read_text(encoding="utf-8")
 
 
 # --- the page -------------------------------------------------------------------------------
@@ -285,18 +462,88 @@ def _readings(html_text: str) -> list[str]:
 def test_full_report_renders_every_section_offline(page):
     result, text = page
     assert result.path.name == "report.html"
-    assert [s[0] for s in result.sections] == ["cohort", "segmentation", "adi", "subtypes", "cka", "training"]
+    assert [s[0] for s in result.sections] == ["cohort", "segmentation", "adi", "subtypes", "cka", "training",
+                                               "scans"]
     assert {s[2] for s in result.sections} == {"rendered"}, result.sections
     n_figures = sum(s[3] for s in result.sections)
     assert text.count("Plotly.newPlot(") == n_figures >= 12
-    assert len(re.findall(r"\* plotly\.js v\d", text)) == 1  # the bundle once, inline
-    assert not re.search(r"<script[^>]+src=", text)  # nothing fetched: opens offline
+    # plotly.js once, beside the page, loaded by a relative src: opens offline, no inline bundle
+    from plotly.offline import get_plotlyjs
+
+    assert re.findall(r'<script[^>]+src="([^"]+)"', text) == ["plotly.min.js"]
+    assert not re.search(r"\* plotly\.js v\d", text)
+    assert (result.path.parent / "plotly.min.js").read_text() == get_plotlyjs()
     assert not re.search(r"<link[^>]+href=", text)
     assert "Missing:" not in text
     # a comparison with init:A is drift from a random initialisation, and is said not to be Fig. 8
-    assert text.count("not Fig. 8") == 1 and "B = init:A" in text
+    assert text.count("not Fig. 8") == 1 and "B = random init of base" in text
+    assert "A = base, B = act, 24 scans" in text
+    assert ".tmp-" not in text and "best.safetensors" not in text.split('id="cka"')[1].split("</section>")[0]
     assert "<td>act</td><td>smit</td><td>smit-tiny</td><td>64×64×64</td><td>10</td><td>0.820</td>" in text
     assert all(r.endswith(".") and r.count(". ") == 0 for r in _readings(text)), _readings(text)
+
+
+def test_fast_demo_report_has_a_banner_and_no_verdicts(fast_page):
+    import html
+
+    _, text = fast_page
+    plain = html.unescape(text)
+    banner = re.search(r'<div id="banner".*?</div>', plain, re.S).group(0)
+    assert "Fast demo (attndilute demo --fast" in banner
+    assert "base is untrained (1 epoch, best validation Dice 0.000)" in banner
+    assert "act is untrained (1 epoch, best validation Dice 0.017)" in banner
+    assert "Small sample: 3 case(s)" in banner
+    found = " ".join(_readings(text))
+    for verdict in ("highest under", "is the harder subtype", "% lower under", "rises with", "falls with",
+                    "plateaued", "stayed flat"):  # fmt: skip
+        assert verdict not in found, verdict
+    assert "too little to judge convergence" in found
+    assert "no reduction is claimed" in found and "no configuration is called better" in found
+
+
+def test_about_box_cites_the_paper(page):
+    from attndilute.report.about import PAPER_ARXIV, PAPER_TITLE
+
+    _, text = page
+    assert "What ADI is and how to read this page" in text
+    assert PAPER_TITLE in text and PAPER_ARXIV in text and "Rangnekar" in text
+    assert 'id="banner"' not in text  # trained models, 12 cases: nothing to warn about
+
+
+def test_every_figure_has_axis_titles_a_caption_and_a_free_title(run_dir, fast_dir):
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import Figure, build_sections
+
+    for root in (run_dir, fast_dir):
+        for sec in build_sections(load_run(root)):
+            for block in (b for b in sec.blocks if isinstance(b, Figure)):
+                layout = block.figure.layout
+                name = layout.title.text
+                assert block.caption, name
+                axes = [layout[k] for k in layout if k.startswith(("xaxis", "yaxis"))]
+                titled = {k[0] for k in layout if k.startswith(("xaxis", "yaxis")) and layout[k].title.text}
+                assert titled == {"x", "y"}, name
+                assert layout.modebar.orientation == "v", name  # the toolbar sits beside the title
+                for axis in axes:
+                    assert ".tmp-" not in str(axis.title.text) and "best" not in str(axis.title.text), name
+
+
+def test_fast_demo_report_bars_stay_in_the_unit_interval(fast_dir):
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import Figure, build_sections
+
+    checked = 0
+    for sec in build_sections(load_run(fast_dir)):
+        for block in (b for b in sec.blocks if isinstance(b, Figure)):
+            for trace in block.figure.data:
+                err = getattr(trace, "error_y", None)
+                if err is None or err.array is None or "ADI" not in str(block.figure.layout.yaxis.title.text):
+                    continue
+                y = np.asarray(trace.y, dtype=float)
+                down = np.asarray(err.arrayminus if err.arrayminus is not None else err.array, dtype=float)
+                assert np.all(y - down >= -1e-12) and np.all(y + np.asarray(err.array, float) <= 1 + 1e-12)
+                checked += 1
+    assert checked >= 2
 
 
 def test_readings_agree_with_an_independent_computation(run_dir, page):
@@ -327,6 +574,39 @@ def test_readings_agree_with_an_independent_computation(run_dir, page):
     padded = pd.read_csv(run_dir / "padstats.csv")
     n_padded = int((padded["padding_fraction"] > 0).sum())
     assert any(r.startswith(f"{n_padded} of 12 scans") and "96-voxel axial crop" in r for r in found)
+
+
+def test_per_scan_table_is_sortable_downloadable_and_matches_the_csvs(run_dir, page):
+    import html
+    import io
+    from urllib.parse import unquote
+
+    import pandas as pd
+
+    _, text = page
+    table = re.search(r'<table class="sortable" id="per-scan">.*?</table>', text, re.S).group(0)
+    header = [html.unescape(h) for h in re.findall(r'<th scope="col">(.*?)</th>', table)]
+    assert header == ["Scan", "Configuration", "Subtype", "Padding fraction", "S0 ADI", "S1 ADI", "S2 ADI",
+                      "S3 ADI", "Dice", "sDSC", "Detected"]  # fmt: skip
+    assert "table.sortable" in text and "addEventListener('click'" in text
+    link = r'<a class="download" download="per_scan.csv" href="data:text/csv;charset=utf-8,([^"]*)"'
+    href = re.search(link, text).group(1)
+    csv = pd.read_csv(io.StringIO(unquote(href)))
+    assert len(csv) == 24 and list(csv["configuration"].unique()) == ["base", "act"]
+    # every value against the inputs read independently
+    for config in CONFIGS:
+        ev = pd.read_csv(run_dir / "eval" / f"{config}.csv").set_index("case")
+        adi = pd.read_csv(run_dir / "adi" / config / "adi_stages.csv")
+        mine = csv[csv["configuration"] == config].set_index("scan")
+        np.testing.assert_allclose(mine.loc[ev.index, "sdsc"], ev["sdsc"], rtol=1e-5)
+        np.testing.assert_allclose(mine.loc[ev.index, "dice"], ev["dice"], rtol=1e-5)
+        deep = adi[adi["stage"] == 3].set_index("scan")
+        np.testing.assert_allclose(mine.loc[deep.index, "S3 ADI"], deep["adi"], rtol=1e-5)
+        pf = mine.loc[deep.index, "padding_fraction"]
+        np.testing.assert_allclose(pf, deep["padding_fraction"], rtol=1e-5)
+    rows = re.findall(r"<tr>(<td>phantom_\d+</td>.*?)</tr>", table)
+    assert len(rows) == 24 and all(r.count("<td") == 11 for r in rows)
+    assert re.search(r'<td class="num" data-v="[0-9.e-]+">\d\.\d{4}</td>', table)  # raw value for sorting
 
 
 def test_front_table_matches_compare_and_adi(run_dir):
@@ -360,6 +640,7 @@ def test_empty_folder_names_every_missing_input_and_its_command(tmp_path):
                     "attndilute cka", "attndilute train"):  # fmt: skip
         assert command in text
     assert "Plotly.newPlot(" not in text and "plotly.js v" not in text  # no figure, no bundle
+    assert "<script" not in text.split("<body>")[0] and not (tmp_path / "plotly.min.js").exists()
 
 
 def test_partial_folder_and_unreadable_input(run_dir, tmp_path):
@@ -420,8 +701,75 @@ def _browser() -> str | None:
     return None
 
 
+NO_BROWSER = ("no Chromium/Chrome binary on this machine; on Debian: apt-get install chromium-headless-shell "
+              "(docs/report.md)")  # fmt: skip
+
+
+def _chromium(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Headless Chromium with the network blocked; console messages go to stderr as ``CONSOLE``."""
+    return subprocess.run(
+        [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=15000", *extra, url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _console(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
 @pytest.mark.browser
-@pytest.mark.skipif(_browser() is None, reason="no Chromium/Chrome binary on this machine")
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
+@pytest.mark.parametrize("width", [700, 1400])
+def test_fast_demo_report_in_headless_chromium(fast_page, tmp_path, width):
+    """The fast-demo-like page at a narrow and a wide window: no console message, every figure
+    drawn, and the banner, the per-scan table and the paper's citation on the rendered page.
+    Screenshots are kept in the test's tmp folder (``report-<width>.png``)."""
+    result, text = fast_page
+    url = result.path.as_uri()
+    proc = _chromium(url, tmp_path / "profile", f"--window-size={width},1200", "--dump-dom")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not _console(proc), _console(proc)
+    dom = proc.stdout
+    assert re.search(r'<div id="banner"[^>]*role="alert"', dom) and "Fast demo" in dom
+    assert re.search(r'<table class="sortable" id="per-scan">', dom) and dom.count("<tr><td>phantom_") == 6
+    assert "arXiv:2605.05522" in dom and "Tumor-aware augmentation with task-guided attention" in dom
+    assert ".tmp-" not in dom
+    ids = re.findall(r'<div id="(fig-[a-z]+-\d+)"', text)
+    starts = [dom.index(f'id="{i}"') for i in ids] + [len(dom)]
+    for fig_id, start, end in zip(ids, starts[:-1], starts[1:], strict=True):
+        assert 'class="main-svg"' in dom[start:end], f"{fig_id} was not drawn at {width} px"
+    shown = " ".join(re.findall(r'<p class="reading">(.*?)</p>', dom))
+    for verdict in ("highest under", "is the harder subtype", "% lower under", "plateaued"):
+        assert verdict not in shown, verdict
+    shot = tmp_path / f"report-{width}.png"
+    proc = _chromium(url, tmp_path / "profile2", f"--window-size={width},4000", f"--screenshot={shot}")
+    assert proc.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
+def test_per_scan_table_sorts_on_a_click_in_chromium(page, tmp_path):
+    """The page's own sort script, run by a click on "Padding fraction" (twice: descending)."""
+    import html
+
+    result, text = page
+    clicked = tmp_path / "clicked.html"
+    shutil.copy(result.path.parent / "plotly.min.js", tmp_path / "plotly.min.js")
+    click = "<script>var th = document.querySelectorAll('#per-scan th')[3]; th.click(); th.click();</script>"
+    clicked.write_text(text.replace("</body>", click + "</body>"), encoding="utf-8")
+    proc = _chromium(clicked.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert proc.returncode == 0 and not _console(proc), _console(proc)
+    table = re.search(r'<table class="sortable" id="per-scan">.*?</table>', proc.stdout, re.S).group(0)
+    assert 'aria-sort="descending"' in html.unescape(table)
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])
+    pf = [float(re.findall(r'data-v="([^"]*)"', r)[0]) for r in rows]
+    assert len(pf) == 24 and pf == sorted(pf, reverse=True) and pf[0] > pf[-1]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_browser() is None, reason=NO_BROWSER)
 def test_page_renders_in_headless_chromium_without_console_errors(page, tmp_path):
     """Load the page with the network blocked; every figure must draw its SVG, nothing may log.
 

@@ -10,6 +10,9 @@ OVERWRITE_HELP = (
     "nothing else is deleted."
 )
 
+#: Help text of ``--device`` (train, predict, demo).
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when available, else CPU)."
+
 #: Top-level modules of the ``study`` extra: without them the command says how to install them.
 STUDY_MODULES = frozenset({"monai", "nibabel", "zarr", "matplotlib", "plotly", "scipy", "statsmodels",
                            "sklearn", "safetensors", "typer", "rich", "click"})

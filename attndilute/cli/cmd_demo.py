@@ -6,7 +6,11 @@ from pathlib import Path
 
 import typer
 
-from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
+
+#: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
+FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
+             "(measured: 8 min 10 s and 8 min 29 s on a 2-core sandbox).")
 
 
 def register(app: typer.Typer) -> None:
@@ -16,20 +20,38 @@ def register(app: typer.Typer) -> None:
             Path("demo-out"), "--out", help="Results folder D (an earlier demo's entries are replaced)."
         ),
         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
-        fast: bool = typer.Option(False, "--fast", help="12 cases, 1 epoch per model (about 3 minutes)."),
+        fast: bool = typer.Option(False, "--fast", help=FAST_HELP),
         seed: int = typer.Option(0, "--seed", help="Seed of the cohort, training and CKA shuffles."),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     ) -> None:
         """Phantom, padstats, train Base and ACT, predict, evaluate, ADI, subtypes, CKA, report."""
         import dataclasses
 
         from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
-        from attndilute.study.demo import FAST, FULL, run_demo
+        from attndilute.resolved import describe
+        from attndilute.study.demo import FAST, FULL, STEPS, run_demo, settings
 
         console = Console(stderr=True)
+        for name, resolved in settings(device).items():  # stdout: stderr stays the error channel
+            for line in describe("demo", resolved, name):
+                Console().print(line, markup=False, highlight=False)
         config = dataclasses.replace(FAST if fast else FULL, seed=seed)
-        result = run_demo(out, config=config, log=lambda line: console.print(line), overwrite=overwrite)
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TimeElapsedColumn())  # fmt: skip
+        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+            task = bar.add_task("demo", total=len(STEPS))
+
+            def started(name: str, index: int) -> None:
+                bar.update(task, completed=index, description=f"demo: {name}")
+                if not console.is_terminal:  # a log file gets one line per step as it starts
+                    console.print(f"[{index + 1}/{len(STEPS)}] {name} ...", markup=False, highlight=False)
+
+            result = run_demo(out, config=config, log=lambda line: console.print(line, markup=False),
+                              overwrite=overwrite, on_start=started, device=device)  # fmt: skip
+            bar.update(task, completed=len(STEPS), description="demo: done")
         table = Table(
             "config",
             "sDSC median [IQR]",

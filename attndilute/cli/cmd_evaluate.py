@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
         pred: Path = typer.Option(..., "--pred", help="Folder of NAME.nii.gz predicted masks."),
         out: Path = typer.Option(..., "--out", help="Per-case CSV to write."),
         data: Path | None = typer.Option(None, "--data", help="Data folder with labels (default: phantom)."),
-        split: str = typer.Option("all", "--split", help="Cases to evaluate: train, test or all."),
+        split: str = typer.Option(
+            "test", "--split", help="Cases to evaluate: test (as predict), train or all."
+        ),
         padstats: Path | None = typer.Option(None, "--padstats", help="padstats CSV to join."),
         adi: Path | None = typer.Option(None, "--adi", help="ADI stage CSV (adi_stages.csv) to join."),
         subtypes: Path | None = typer.Option(None, "--subtypes", help="Subtypes CSV to join."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -22,15 +22,20 @@ def register(app: typer.Typer) -> None:
         ),
         tta: bool = typer.Option(True, "--tta/--no-tta", help="Average with the left-right flipped image."),
         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     ) -> None:
         """Segment every image of a split; masks match the source affine and shape (seed §2.5.1)."""
         from rich.console import Console
         from rich.table import Table
 
+        from attndilute.resolved import checkpoint_settings, describe
         from attndilute.training import predict as run
 
+        out_console = Console()  # stdout: stderr stays the one-line error channel
+        for line in describe("predict", checkpoint_settings(model, device)):
+            out_console.print(line, markup=False, highlight=False)
         paths = run(model, data, out, split=split, probabilities=probabilities, blend=blend, tta=tta,
-                    overwrite=overwrite)
+                    overwrite=overwrite, device=device)
         view = Table(title=f"predict -> {out}")
         view.add_column("")
         view.add_column("value")

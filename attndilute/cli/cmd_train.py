@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         spacing: tuple[float, float, float] | None = typer.Option(
             None, "--spacing", help="Spacing X Y Z in mm."
         ),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     ) -> None:
         """Train a segmentation model; any preset setting can be overridden, e.g. --lr 1e-4 --val-every 2.
 
@@ -48,9 +49,12 @@ def register(app: typer.Typer) -> None:
 
         Runs under ``torchrun --nproc_per_node N`` with DDP (rank 0 writes).
         """
+        import os
+
         from rich.console import Console
         from rich.table import Table
 
+        from attndilute.resolved import describe, train_settings
         from attndilute.training import train as run
 
         overrides = _overrides(list(ctx.args))
@@ -58,12 +62,15 @@ def register(app: typer.Typer) -> None:
             overrides["crop"] = crop
         if spacing is not None:
             overrides["spacing"] = spacing
+        if int(os.environ.get("RANK", "0")) == 0 and not resume:
+            out_console = Console()  # stdout: stderr stays the one-line error channel
+            for line in describe("train", train_settings(preset, crop, spacing, device)):
+                out_console.print(line, markup=False, highlight=False)
         summary = run(
             data, out, preset, epochs=epochs, seed=seed, fold=fold, folds=folds, resume=resume,
             init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, overwrite=overwrite,
-            **overrides,
+            device=device, **overrides,
         )  # fmt: skip
-        import os
 
         if int(os.environ.get("RANK", "0")) != 0:
             return

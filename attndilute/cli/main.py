@@ -14,6 +14,8 @@ import sys
 
 import typer
 
+from attndilute.cli.cmd_version import print_version
+
 app = typer.Typer(
     name="attndilute",
     help="Attention dilution, CKA and a lean trainer for windowed 3D vision transformers.",
@@ -29,6 +31,9 @@ _DEBUG = {"on": False}
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error."),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=print_version, help="Print the versions and exit."
+    ),
 ) -> None:
     """Attention dilution, CKA and a lean trainer for windowed 3D vision transformers."""
     _DEBUG["on"] = debug

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +96,64 @@ def load_volume(path: Path, name: str) -> Volume | None:
             )
     except Exception:  # noqa: BLE001 - any damage (BadZipFile, OSError, bad fields) means rebuild
         return None
+
+
+# --- what the cache holds (``attndilute cache``) --------------------------------------------------
+
+#: Names attndilute writes under the cache root: the embedded phantom cohorts and preprocessed
+#: volumes (``preprocessed/KEY.npz``, KEY = 32 hex digits), plus their temporary siblings.
+_OURS = (
+    re.compile(r"phantom-[a-z0-9]+-s\d+-v\d+"),
+    re.compile(r"preprocessed/[0-9a-f]{32}\.npz"),
+    re.compile(r"(preprocessed/)?\.[^/]+\.tmp-\d+"),
+)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry attndilute created in the cache.
+
+    Args:
+        path: the file or folder.
+        kind: ``phantom`` (an embedded cohort), ``preprocessed`` (one volume) or ``temporary``.
+        size: bytes on disk (a folder: all its files).
+    """
+
+    path: Path
+    kind: str
+    size: int
+
+
+def _size(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    return path.lstat().st_size
+
+
+def cache_entries(root: Path | None = None) -> list[CacheEntry]:
+    """The entries under the cache root (:func:`cache_root`) whose names attndilute writes;
+    anything else there (a user's file, another tool's) is not listed and never cleared."""
+    root = cache_root() if root is None else Path(root)
+    candidates = [*root.glob("*"), *(root / "preprocessed").glob("*")] if root.is_dir() else []
+    entries = []
+    for path in sorted(candidates):
+        rel = path.relative_to(root).as_posix()
+        for kind, pattern in zip(("phantom", "preprocessed", "temporary"), _OURS, strict=True):
+            if pattern.fullmatch(rel):
+                entries.append(CacheEntry(path, kind, _size(path)))
+                break
+    return entries
+
+
+def clear_cache(root: Path | None = None) -> list[CacheEntry]:
+    """Delete :func:`cache_entries` (and ``preprocessed/`` if that leaves it empty); return them."""
+    from attndilute._io import remove
+
+    root = cache_root() if root is None else Path(root)
+    entries = cache_entries(root)
+    for entry in entries:
+        remove(entry.path)
+    folder = root / "preprocessed"
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return entries

@@ -120,7 +120,7 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = _panels(rows)
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.0 * len(panels), 4.2), dpi=120, squeeze=False)
     for ax, (title, part) in zip(axes[0], panels, strict=True):
         subtypes = sorted({r["subtype"] for r in part})
         for s in subtypes:
@@ -129,8 +129,8 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("boundary gradient (per mm)")
         ax.set_ylabel("tumour-to-background contrast")
         ax.set_title(title)
-        ax.legend(loc="lower right", frameon=False)
-        inset = ax.inset_axes([0.02, 0.68, 0.3, 0.3])
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 0.42), frameon=False, fontsize=8)
+        inset = ax.inset_axes([1.02, 0.5, 0.34, 0.5])  # beside the axes: never over a point
         counts = [sum(r["subtype"] == s for r in part) for s in subtypes]
         inset.pie(
             counts,
@@ -139,6 +139,7 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
             labels=[f"{c}" for c in counts],
             textprops={"fontsize": 7},
         )
+        inset.set_title("tumours per subtype", fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -186,6 +187,8 @@ def plot_fig5_html(rows: list[dict], path: Path) -> None:
                 marker={"colors": [_colour(s) for s in subtypes]},
                 sort=False,
                 showlegend=False,
+                textinfo="label+value",
+                title={"text": "tumours per subtype"},
             ),
             row=2,
             col=col,

@@ -180,7 +180,7 @@ def evaluate(
     data: str | Path | None = None,
     *,
     out: str | Path | None = None,
-    split: str = "all",
+    split: str = "test",
     padstats: str | Path | None = None,
     adi: str | Path | None = None,
     subtypes: str | Path | None = None,
@@ -197,7 +197,7 @@ def evaluate(
         out: CSV to write (atomically; claimed with :func:`attndilute._io.claim_files`, so an
             existing file is replaced only if ``evaluate`` wrote it, or with ``overwrite``);
             None writes nothing.
-        split: ``train``, ``test`` or ``all`` cases of ``data``.
+        split: ``test`` (the default, as ``predict``), ``train`` or ``all`` cases of ``data``.
         padstats: padstats CSV to join (``padding_fraction``, ``extent``).
         adi: ADI stage CSV to join (``adi_s0 .. adi_sK``, ``adi_deepest``).
         subtypes: subtypes CSV to join (``subtype``).

@@ -51,11 +51,16 @@ def table_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def tests_cells(tests: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the pairwise tests (Bonferroni-corrected Wilcoxon p, McNemar p)."""
-    header = ["Comparison", "N paired", "sDSC p (Bonf.)", "VR p (Bonf.)", "Δ detection", "McNemar p"]
+    """Header and rows of the pairwise tests (Bonferroni-corrected Wilcoxon p, McNemar p).
+
+    A pair is named in the order the configurations were given (``compare base act`` ->
+    ``base vs act``); Δ detection is the second minus the first.
+    """
+    header = ["Comparison", "N paired", "sDSC p (Bonf.)", "VR p (Bonf.)", "Δ detection (2nd − 1st)",
+              "McNemar p"]  # fmt: skip
     rows = [
         [
-            f"{r.config_b} vs {r.config_a}",
+            f"{r.config_a} vs {r.config_b}",
             str(r.n_paired),
             p_value(r.sdsc_p_bonferroni),
             p_value(r.vr_p_bonferroni),

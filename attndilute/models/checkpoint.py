@@ -78,6 +78,27 @@ def save(model: nn.Module, path: str | Path, **meta: Any) -> Path:
     return Path(path)
 
 
+def save_half(path: str | Path) -> Path:
+    """Rewrite a ``.safetensors`` checkpoint with its float32 tensors stored as float16 (half the
+    bytes), header and integer buffers unchanged; :func:`load` casts them back to the model's dtype.
+
+    Used by ``attndilute demo --fast``, whose one-epoch models are a pipeline check.
+
+    Args:
+        path: a checkpoint written by :func:`save`.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = handle.metadata() or {}
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={**header, "stored_dtype": "float16"})
+    return Path(path)
+
+
 def load(path: str | Path, *, family: str | None = None, strict: bool = True, **kwargs: Any) -> nn.Module:
     """Rebuild a model from a checkpoint.
 

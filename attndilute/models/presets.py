@@ -1,7 +1,7 @@
 """Model presets as data: a family, its constructor arguments, the training crop and spacing.
 
 A preset is looked up by name in :data:`PRESETS`; :func:`attndilute.models.build` merges the
-caller's keyword arguments over it. The family names themselves (``"smit"``, ``"swin_unetr"``)
+caller's keyword arguments over it. The family names themselves (``"smit"``, ``"swin-unetr"``)
 are presets too, with the family defaults and the paper's crop (seed §2.2).
 """
 
@@ -38,7 +38,7 @@ def _p(family: str, crop: tuple[int, int, int], description: str, **kwargs: Any)
 PRESETS: MappingProxyType = MappingProxyType(
     {
         "smit": _p("smit", (128, 128, 128), "SMIT family defaults (seed §2.2)"),
-        "swin_unetr": _p("swin_unetr", (96, 96, 96), "MONAI SwinUNETR family defaults"),
+        "swin-unetr": _p("swin_unetr", (96, 96, 96), "MONAI SwinUNETR family defaults"),
         "smit-paper": _p(
             "smit",
             (128, 128, 128),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,10 +47,28 @@ def list_models() -> list[str]:
     return sorted(_PRESETS)
 
 
+def canonical_name(name: str) -> str:
+    """Model names are spelled with hyphens (``swin-unetr``); an underscore spelling of a
+    registered name (``swin_unetr``) is still accepted, with a one-line note on stderr."""
+    if name in _PRESETS:
+        return name
+    hyphens = name.replace("_", "-")
+    if hyphens in _PRESETS:
+        if name not in _NOTED:
+            _NOTED.add(name)
+            print(f"note: model name {name!r} is now spelled {hyphens!r}", file=sys.stderr)
+        return hyphens
+    return name
+
+
+_NOTED: set[str] = set()
+
+
 def get_preset(name: str) -> Preset:
-    """The preset registered under ``name``; a one-line error lists the known names."""
+    """The preset registered under ``name`` (or its underscore spelling, :func:`canonical_name`);
+    a one-line error lists the known names."""
     try:
-        return _PRESETS[name]
+        return _PRESETS[canonical_name(name)]
     except KeyError:
         raise AttnDiluteError(
             f"unknown model {name!r}", hint=f"choose one of {', '.join(list_models())}"
@@ -77,7 +96,7 @@ def build(name: str, **kwargs: Any) -> nn.Module:
     """Build a model by family or preset name; ``kwargs`` override the preset.
 
     Args:
-        name: ``"smit"``, ``"swin_unetr"`` or a preset (``"smit-paper"``, ``"swin-paper"``,
+        name: ``"smit"``, ``"swin-unetr"`` or a preset (``"smit-paper"``, ``"swin-paper"``,
             ``"smit-tiny"``, ``"swin-tiny"``); see :func:`list_models`.
         **kwargs: constructor arguments (defaults ``in_channels=1, out_channels=2``), plus
             ``crop`` (X, Y, Z) and ``spacing`` (mm) recorded in ``model.attndilute_meta``.
@@ -88,6 +107,7 @@ def build(name: str, **kwargs: Any) -> nn.Module:
     Example:
         >>> model = build("smit-tiny", out_channels=3)   # doctest: +SKIP
     """
+    name = canonical_name(name)
     preset = get_preset(name)
     crop = tuple(int(c) for c in kwargs.pop("crop", preset.crop))
     spacing = tuple(float(s) for s in kwargs.pop("spacing", preset.spacing))

@@ -29,13 +29,33 @@ def colour(configs: Sequence[str], config: str) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+#: Fewer points than this get no least-squares line (a line through 3 points says nothing).
+MIN_FIT_POINTS = 5
+
+
+def clipped_error(means, sds, low: float = 0.0, high: float = 1.0) -> dict:
+    """Plotly ``error_y`` for mean ± sd of a quantity bounded to ``[low, high]``: each whisker
+    stops at the bound, so a bar of ADI or Dice never reaches below 0 or above 1.
+
+    Args:
+        means: (n,) bar heights.
+        sds: (n,) standard deviations (NaN -> 0).
+    """
+    m = np.asarray(means, dtype=float)
+    sd = np.nan_to_num(np.asarray(sds, dtype=float))
+    up = np.clip(m + sd, low, high) - m
+    down = m - np.clip(m - sd, low, high)
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "visible": True}
+
+
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.0, "xanchor": "left"},
         template=TEMPLATE,
         height=height,
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
-        legend={"orientation": "h", "y": -0.2},
+        margin={"l": 60, "r": 48, "t": 64, "b": 50},
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0.0},
+        modebar={"orientation": "v"},  # beside the plot, never over the title
     )
     return fig
 
@@ -98,6 +118,7 @@ def sdsc_boxes(per_case: Mapping[str, pd.DataFrame], configs: Sequence[str]) -> 
                 hovertemplate="%{text}<br>sDSC %{y:.3f}<extra></extra>",
             )
         )
+    fig.update_xaxes(title_text="configuration")
     fig.update_yaxes(title_text="sDSC at 2 mm (missed = 0.1)", range=[-0.02, 1.02])
     return _layout(fig, "Per-case surface Dice (Table 2)")
 
@@ -115,12 +136,12 @@ def adi_stages(tables: Mapping[str, pd.DataFrame], configs: Sequence[str]) -> go
     for config, table in tables.items():
         fig.add_trace(go.Scatter(
             x=[f"S{s}" for s in table["stage"]], y=table["mean"], name=config, mode="lines+markers",
-            error_y={"type": "data", "array": table["sd"].fillna(0).to_numpy(), "visible": True},
+            error_y=clipped_error(table["mean"], table["sd"]),
             line={"color": colour(configs, config)},
             hovertemplate="%{x}: ADI %{y:.4f}<extra>" + config + "</extra>",
         ))  # fmt: skip
     fig.update_xaxes(title_text="stage")
-    fig.update_yaxes(title_text="mean ADI (Eq. 7) ± sd", rangemode="tozero")
+    fig.update_yaxes(title_text="mean ADI (Eq. 7) ± sd, clipped to [0, 1]", rangemode="tozero")
     return _layout(fig, "ADI per stage (Fig. 4 A-B)")
 
 
@@ -142,6 +163,7 @@ def adi_sources(tables: Mapping[str, pd.DataFrame]) -> go.Figure:
         name = "input padding (the MRI)" if source == "input_pad" else "layout padding (window arithmetic)"
         fig.add_trace(go.Bar(x=x, y=y, name=name, marker={"color": shade}))
     fig.update_layout(barmode="stack")
+    fig.update_xaxes(title_text="configuration and stage")
     fig.update_yaxes(title_text="mean ADI by token source")
     return _layout(fig, "ADI by padding source (§3.2.1)")
 
@@ -155,11 +177,14 @@ def adi_deepest(
     names = list(means)
     fig = go.Figure(go.Bar(
         x=names, y=[means[c] for c in names],
-        error_y={"type": "data", "array": [sds[c] for c in names], "visible": True},
+        error_y=clipped_error([means[c] for c in names], [sds[c] for c in names]),
         marker={"color": [colour(configs, c) for c in names]},
-        text=[f"{means[c]:.3f}" for c in names], textposition="outside",
+        hovertemplate="%{x}: mean ADI %{y:.4f}<extra></extra>",
     ))  # fmt: skip
-    fig.update_yaxes(title_text=f"mean S{stage} ADI ± sd", rangemode="tozero")
+    # the mean under each name, not on the bar, where the whisker would cross it
+    fig.update_xaxes(title_text="configuration", tickvals=names,
+                     ticktext=[f"{c}<br>mean {means[c]:.3f}" for c in names])
+    fig.update_yaxes(title_text=f"mean S{stage} ADI ± sd, clipped to [0, 1]", rangemode="tozero")
     return _layout(fig, f"Deepest-stage (S{stage}) ADI per configuration (Fig. 4 C)", 380)
 
 
@@ -194,7 +219,7 @@ def adi_vs_padding(
         )
         x, y = frame["padding_fraction"].to_numpy(float), frame["adi"].to_numpy(float)
         ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() >= 3 and np.ptp(x[ok]) > 0:
+        if ok.sum() >= MIN_FIT_POINTS and np.ptp(x[ok]) > 0:
             slope, intercept = np.polyfit(x[ok], y[ok], 1)
             grid = np.array([x[ok].min(), x[ok].max()])
             fig.add_trace(
@@ -294,25 +319,52 @@ def cluster_scores(scores: pd.DataFrame) -> go.Figure:
             row=1,
             col=col,
         )
-        fig.update_xaxes(title_text="k", dtick=1, row=1, col=col)
+        fig.update_xaxes(title_text="number of clusters k", dtick=1, row=1, col=col)
+    fig.update_yaxes(title_text="index value", row=1, col=1)
     return _layout(fig, "Cluster validity for k = 2..5 (Fig. A.1)", 340)
 
 
-def cka_heatmap(ds, name: str) -> go.Figure:
-    """CKA between every layer pair, model A on the vertical axis (Fig. A.2)."""
+def cka_range(values) -> tuple[float, float]:
+    """The colour range of a CKA heatmap: the finite values' min and max (a constant map gets ± 0.01).
+
+    Args:
+        values: (La, Lb) CKA matrix; unbiased CKA is not clamped, so it may leave [0, 1] slightly.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    low, high = float(v.min()), float(v.max())
+    return (low - 0.01, high + 0.01) if high - low < 1e-9 else (low, high)
+
+
+def cka_heatmap(ds, name: str, a: str = "A", b: str = "B") -> go.Figure:
+    """CKA between every layer pair, model A on the vertical axis (Fig. A.2).
+
+    The colour scale spans the data's own range (:func:`cka_range`), which the caption states.
+
+    Args:
+        ds: a ``cka.zarr`` Dataset; ``cka (layer_a, layer_b)``.
+        name: the comparison (``base_vs_act``).
+        a: display name of model A (a configuration, never a file path).
+        b: display name of model B.
+    """
     import plotly.graph_objects as go
 
     values = ds["cka"].values  # (La, Lb)
+    zmin, zmax = cka_range(values)
     fig = go.Figure(go.Heatmap(
         z=values, x=[str(v) for v in ds["label_b"].values], y=[str(v) for v in ds["label_a"].values],
-        zmin=0, zmax=1, colorscale="Magma", colorbar={"title": "CKA"},
+        zmin=zmin, zmax=zmax, colorscale="Magma",
+        colorbar={"title": "CKA", "x": 1.02, "xanchor": "left", "thickness": 14},
         hovertemplate="A %{y}<br>B %{x}<br>CKA %{z:.4f}<extra></extra>",
     ))  # fmt: skip
-    a, b = ds.attrs.get("model_a", "A"), ds.attrs.get("model_b", "B")
-    fig.update_xaxes(title_text=f"B: {b}", type="category")
-    fig.update_yaxes(title_text=f"A: {a}", type="category")
+    fig.update_xaxes(title_text=f"B: {b} (layer)", type="category")
+    fig.update_yaxes(title_text=f"A: {a} (layer)", type="category")
     side = max(360, 18 * max(values.shape) + 160)
-    return _layout(fig, f"Linear CKA, {name} (Fig. A.2)", min(side, 720))
+    fig = _layout(fig, f"Linear CKA, {name} (Fig. A.2)", min(side, 720))
+    fig.update_layout(margin={"r": 130})  # colour bar and its ticks, then the toolbar beside them
+    return fig
 
 
 def cka_diagonals(diagonals: Mapping[str, pd.DataFrame]) -> go.Figure:
@@ -352,12 +404,27 @@ def cka_diagonals(diagonals: Mapping[str, pd.DataFrame]) -> go.Figure:
     fig.update_layout(barmode="group")
     fig.update_yaxes(title_text="diagonal CKA", row=1, col=1)
     fig.update_yaxes(title_text="drift 1 − CKA", row=2, col=1)
-    fig.update_xaxes(type="category", row=2, col=1)
+    fig.update_xaxes(type="category", row=2, col=1, title_text="matched layer (stage.block), shallow to deep")
     return _layout(fig, "Layer-wise similarity and drift (Figs. 6, 8)", 520)
 
 
+def _epoch_axis(metrics: Mapping[str, pd.DataFrame]) -> dict:
+    """x axis of the training curves: whole epochs, half an epoch of room at each end."""
+    epochs = [float(e) for m in metrics.values() for e in m["epoch"] if np.isfinite(e)]
+    if not epochs:
+        return {"title_text": "epoch"}
+    low, high = min(epochs), max(epochs)
+    axis = {"title_text": "epoch", "range": [low - 0.5, high + 0.5]}
+    if high - low <= 20:
+        axis["dtick"] = 1
+    return axis
+
+
 def training_curves(metrics: Mapping[str, pd.DataFrame], configs: Sequence[str]) -> go.Figure:
-    """Training loss and validation Dice against epoch per configuration (Fig. 7)."""
+    """Training loss and validation Dice against epoch per configuration (Fig. 7).
+
+    Every epoch is a marker, so a one-epoch run shows a point, not an empty axis.
+    """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -369,10 +436,11 @@ def training_curves(metrics: Mapping[str, pd.DataFrame], configs: Sequence[str])
             go.Scatter(
                 x=frame["epoch"],
                 y=frame["train_loss"],
-                mode="lines",
+                mode="lines+markers",
                 name=config,
                 legendgroup=config,
                 line={"color": c},
+                marker={"size": 7},
             ),
             row=1,
             col=1,
@@ -388,9 +456,12 @@ def training_curves(metrics: Mapping[str, pd.DataFrame], configs: Sequence[str])
                     legendgroup=config,
                     showlegend=False,
                     line={"color": c},
+                    marker={"size": 7},
                 ),
                 row=1,
                 col=2,
             )
-    fig.update_xaxes(title_text="epoch")
+    fig.update_xaxes(**_epoch_axis(metrics))
+    fig.update_yaxes(title_text="training loss", row=1, col=1)
+    fig.update_yaxes(title_text="validation Dice", range=[-0.02, 1.02], row=1, col=2)
     return _layout(fig, "Training convergence (Fig. 7)", 380)

@@ -1,8 +1,10 @@
-"""Assemble the report: one self-contained HTML page, plotly.js inlined once, no network.
+"""Assemble the report: one HTML page and, beside it, one ``plotly.min.js``; no network.
 
-The first figure is rendered with ``include_plotlyjs=True`` (plotly's own bundle, inline) and
-every later one with ``include_plotlyjs=False``, so the page carries one copy of plotly.js and
-opens offline. Div ids are fixed (``fig-<section>-<n>``), so the same folder gives the same page.
+The first figure loads plotly.js with a relative ``<script src="plotly.min.js">``
+(:mod:`attndilute.plotly_js`: the folder's single copy, shared with the run's other pages) and
+every later one uses it, so the page opens offline as long as the bundle stays beside it. Where a
+foreign ``plotly.min.js`` is in the way the bundle is embedded inline instead. Div ids are fixed
+(``fig-<section>-<n>``), so the same folder gives the same page.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from attndilute.report.sections import Figure, Missing, Section, Table, Text
+from attndilute.report.sections import DataTable, Figure, Missing, Section, Table, Text
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto;
@@ -30,6 +32,15 @@ caption { caption-side: bottom; text-align: left; color: #666; font-size: .85rem
 figure { margin: 1.2rem 0 1.8rem; } figcaption { color: #555; font-size: .88rem; }
 .reading { font-weight: 600; color: #14365d; margin: .4rem 0; }
 .note { background: #fafafa; border-left: 3px solid #d9534f; padding: .4rem .8rem; margin: .6rem 0; }
+.banner { background: #fff4d6; border: 2px solid #e0a800; border-radius: 6px; padding: .5rem 1rem;
+          margin: 1rem 0; } .banner strong { color: #8a4b00; } .banner p { margin: .35rem 0; }
+.about { background: #f4f8fc; border: 1px solid #d5e3f0; border-radius: 6px; padding: .2rem 1rem .6rem;
+         font-size: .92rem; } .about h2 { margin-top: .6rem; border: none; } .citation { color: #444; }
+.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
+.sortable th[aria-sort="descending"]::after { content: " ▼"; }
+.sortable td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; max-width: 100%; }
 code { background: #f2f2f2; padding: 0 .25rem; border-radius: 3px; font-size: .88em; }
 """
 
@@ -52,17 +63,18 @@ class ReportResult:
 class _Figures:
     """Renders figures to HTML divs; the first one carries the plotly.js bundle."""
 
-    def __init__(self) -> None:
+    def __init__(self, plotlyjs: str | bool = True) -> None:
         self.count = 0
+        self.plotlyjs = plotlyjs
 
     def render(self, fig, div_id: str) -> str:
         first = self.count == 0
         self.count += 1
         return fig.to_html(
             full_html=False,
-            include_plotlyjs=first,
+            include_plotlyjs=self.plotlyjs if first else False,
             div_id=div_id,
-            config={"displaylogo": False, "responsive": True},
+            config={"displaylogo": False, "responsive": True, "displayModeBar": "hover"},
         )
 
 
@@ -74,6 +86,72 @@ def _table(block: Table) -> str:
     caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
     reading = f'<p class="reading">{html.escape(block.reading)}</p>' if block.reading else ""
     return f"{reading}<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+#: Sorts a ``table.sortable`` by the clicked header: numbers (``data-v``) numerically, empty last.
+_SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var up = th.getAttribute('aria-sort') !== 'ascending';
+      table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', up ? 'ascending' : 'descending');
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      function key(row) {
+        var cell = row.cells[col], v = cell.getAttribute('data-v');
+        return v === null ? cell.textContent : (v === '' ? null : parseFloat(v));
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null || y === null) { return (x === null) - (y === null); }
+        var c = (typeof x === 'number') ? x - y : String(x).localeCompare(String(y));
+        return up ? c : -c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+_HEADERS = {"scan": "Scan", "configuration": "Configuration", "subtype": "Subtype",
+            "padding_fraction": "Padding fraction", "dice": "Dice", "sdsc": "sDSC", "detected": "Detected"}
+
+
+def _cell(value, column: str) -> str:
+    """One ``<td>``: numbers carry their raw value in ``data-v`` for sorting."""
+    import math
+
+    if isinstance(value, bool) or column == "detected":
+        text = "" if value is None or value != value else ("yes" if bool(value) else "no")
+        return f"<td>{text}</td>"
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return '<td class="num" data-v=""></td>'
+        digits = 4 if column.endswith("ADI") else 3
+        return f'<td class="num" data-v="{value!r}">{value:.{digits}f}</td>'
+    text = "" if value is None else str(value)
+    return f"<td>{html.escape('' if text == 'nan' else text)}</td>"
+
+
+def _data_table(block: DataTable) -> str:
+    """A sortable table with a CSV download link (a ``data:`` URL, so the page stays one file)."""
+    from urllib.parse import quote
+
+    from attndilute.report.summaries import table_csv
+
+    frame = block.frame
+    head = "".join(f'<th scope="col">{html.escape(_HEADERS.get(c, c))}</th>' for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(_cell(v, c) for c, v in zip(frame.columns, row, strict=True)) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    href = "data:text/csv;charset=utf-8," + quote(table_csv(frame))
+    link = (f'<p><a class="download" download="{html.escape(block.filename)}" href="{href}">Download '
+            f"this table as CSV ({html.escape(block.filename)}, {len(frame)} rows)</a></p>")
+    caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
+    return (f'{link}<div class="scroll"><table class="sortable" id="per-scan">{caption}<thead><tr>{head}'
+            f"</tr></thead><tbody>{body}</tbody></table></div><script>{_SORT_JS}</script>")
 
 
 def _missing(block: Missing) -> str:
@@ -98,6 +176,8 @@ def _section(sec: Section, figures: _Figures) -> str:
             parts.append(_table(block))
         elif isinstance(block, Missing):
             parts.append(_missing(block))
+        elif isinstance(block, DataTable):
+            parts.append(_data_table(block))
         elif isinstance(block, Figure):
             n += 1
             caption = f"<figcaption>{html.escape(block.caption)}</figcaption>" if block.caption else ""
@@ -109,12 +189,29 @@ def _section(sec: Section, figures: _Figures) -> str:
     return "\n".join(parts)
 
 
-def render_page(run, sections: list[Section]) -> str:
-    """The whole page as one string (plotly.js inline once when there is a figure)."""
+def banner_html(lines: list[str]) -> str:
+    """The warning banner (``<div id="banner" role="alert">``), or "" when nothing applies."""
+    if not lines:
+        return ""
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return (f'<div id="banner" class="banner" role="alert"><strong>Read with care: these numbers do not '
+            f"support conclusions.</strong>{body}</div>")
+
+
+def render_page(run, sections: list[Section], plotlyjs: str | bool = True) -> str:
+    """The whole page as one string.
+
+    Args:
+        run: the loaded results folder.
+        sections: :func:`~attndilute.report.sections.build_sections`.
+        plotlyjs: how the first figure loads plotly.js: a relative ``src`` or True (inline).
+    """
     from attndilute import __version__
+    from attndilute.report.about import about_html
+    from attndilute.report.caveats import banner_lines
     from attndilute.report.summaries import front_table
 
-    figures = _Figures()
+    figures = _Figures(plotlyjs)
     nav = "".join(
         f'<li><a href="#{s.key}">{html.escape(s.title)}</a><span class="badge {s.status}">'
         f"{s.status}</span></li>"
@@ -150,8 +247,10 @@ def render_page(run, sections: list[Section]) -> str:
 <p>Results folder <code>{html.escape(str(run.root))}</code>, configurations
 {html.escape(", ".join(run.configs) or "none found")}; attndilute {html.escape(__version__)}.
 Sections follow the seed paper's order; every sentence in bold is computed from the numbers shown.</p>
+{banner_html(banner_lines(run))}
 <nav><ul>{nav}</ul></nav>
 </header>
+{about_html()}
 {glance}
 {body}
 </body>
@@ -176,6 +275,7 @@ def write_report(
             their sections say what is missing.
     """
     from attndilute._io import atomic_path, claim_files
+    from attndilute.plotly_js import plotlyjs_option
     from attndilute.report.load import load_run
     from attndilute.report.sections import build_sections
 
@@ -184,7 +284,8 @@ def write_report(
     path = Path(out) if out is not None else run.root / "report.html"
     with claim_files([path], "report", overwrite=overwrite):
         sections = build_sections(run)
-        page = render_page(run, sections)
+        uses_plotly = any(s.n_figures for s in sections)
+        page = render_page(run, sections, plotlyjs_option(path) if uses_plotly else False)
         with atomic_path(path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     summary = tuple((s.key, s.title, s.status, s.n_figures) for s in sections)

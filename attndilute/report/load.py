@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 ADI_COLUMNS = ("scan", "stage", "adi", "adi_input_pad", "adi_layout_pad", "padding_fraction")
 #: Names under ``eval/`` that are ``attndilute compare`` outputs, not configurations.
 TABLE_NAME, TESTS_NAME = "table.csv", "table_tests.csv"
+#: What ``attndilute demo`` records about itself (variant, cases, epochs) for the report's banner.
+DEMO_RECORD = "demo.json"
 #: Checkpoints looked for in ``runs/<config>/`` for the configuration's crop and preset.
 CHECKPOINTS = ("best.safetensors", "last.safetensors")
 
@@ -73,6 +75,7 @@ class Run:
         features: ``subtypes/features.csv``, or None.
         scores: ``subtypes/scores.csv``, or None.
         problems: inputs that exist but were unusable.
+        demo: ``demo.json`` of an ``attndilute demo`` folder (variant, cases, epochs), or None.
     """
 
     root: Path
@@ -90,6 +93,7 @@ class Run:
     features: pd.DataFrame | None = None
     scores: pd.DataFrame | None = None
     problems: list[Problem] = field(default_factory=list)
+    demo: dict | None = None
 
     def problems_of(self, section: str) -> list[Problem]:
         """The problems recorded for one section."""
@@ -180,6 +184,15 @@ def read_checkpoint_meta(path: Path) -> dict:
         raise AttnDiluteError(f"not a readable checkpoint ({type(err).__name__})", path=path) from None
 
 
+def read_demo_record(path: Path) -> dict | None:
+    """``demo.json`` as a dict; None when absent or not a JSON object (the banner then has less to say)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def discover_configs(root: Path, table: pd.DataFrame | None = None) -> list[str]:
     """Configuration names under ``runs/``, ``eval/`` and ``adi/``.
 
@@ -228,6 +241,7 @@ def load_run(root: str | Path) -> Run:
     if not root.is_dir():
         raise AttnDiluteError("--run must be a folder", path=root)
     run = Run(root=root)
+    run.demo = read_demo_record(root / DEMO_RECORD)
 
     phantom = root / "data" / "phantom.csv"
     if phantom.is_file():

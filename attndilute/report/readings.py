@@ -18,6 +18,11 @@ from typing import NamedTuple
 ALPHA = 0.05
 #: Layout padding below this share of a stage's ADI is called negligible.
 LAYOUT_SHARE_NOTABLE = 0.10
+#: Fewer cases than this in a group: a reading states the numbers with their interval or test and
+#: names no winner. Below 10 an exact two-sided Wilcoxon test needs at least 6 pairs to reach
+#: p < 0.05 at all, a Wilson 95% interval of a detection rate is wider than 40 points, and a
+#: Spearman rho has a 95% interval wider than 1 (docs/report.md).
+MIN_N = 10
 
 
 class Trend(NamedTuple):
@@ -58,6 +63,15 @@ def _list(items: Sequence[str]) -> str:
 
 def _finite(values: Mapping[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def _small(n: Mapping[str, int] | None, unit: str = "cases") -> str | None:
+    """``"3 cases per configuration (fewer than 10)"`` when a group is below :data:`MIN_N`, else None."""
+    if not n or min(n.values()) >= MIN_N:
+        return None
+    sizes = sorted(set(int(v) for v in n.values()))
+    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+    return f"{count} {unit} per configuration (fewer than {MIN_N})"
 
 
 # --- cohort and padding (Table 1, §3.2.1) ---------------------------------------------------
@@ -114,8 +128,12 @@ def segmentation_reading(
     sdsc_p: float | None = None,
     detection_diff_pp: float | None = None,
     detection_p: float | None = None,
+    n: Mapping[str, int] | None = None,
 ) -> str:
     """The best and worst configuration by median sDSC, with the paired tests between them.
+
+    With fewer than :data:`MIN_N` cases in a configuration (``n``) or a tie as printed, the
+    sentence gives the numbers and tests and names no best configuration.
 
     Args:
         sdsc_median: configuration -> median sDSC (after the §2.8 penalties).
@@ -123,6 +141,7 @@ def segmentation_reading(
         sdsc_p: Bonferroni-corrected Wilcoxon p of the best-vs-worst pair.
         detection_diff_pp: detection of the best minus the worst, percentage points.
         detection_p: exact McNemar p of the pair.
+        n: configuration -> evaluated cases.
     """
     values = _finite(sdsc_median)
     if not values:
@@ -134,7 +153,15 @@ def segmentation_reading(
             f"Under {best}, median sDSC was {values[best]:.3f} and "
             f"{100 * detection_rate[best]:.1f}% of tumours were detected."
         )
-    if values[best] == values[worst]:
+    small = _small(n)
+    if small is not None:
+        medians = _list([f"{values[c]:.3f} under {c}" for c in values])
+        rates = _list([f"{100 * detection_rate[c]:.1f}% under {c}" for c in values])
+        tests = "" if sdsc_p is None else f" (Wilcoxon p = {format_p(sdsc_p)} after Bonferroni)"
+        mc = "" if detection_p is None else f" (McNemar p = {format_p(detection_p)})"
+        return (f"Median sDSC was {medians}{tests} and detection {rates}{mc}; with {small} no "
+                "configuration is called better.")
+    if round(values[best], 3) == round(values[worst], 3):
         return f"Every configuration reached the same median sDSC ({values[best]:.3f})."
     tests = "" if sdsc_p is None else f"; Wilcoxon p = {format_p(sdsc_p)} after Bonferroni"
     detection = f"{100 * detection_rate[best]:.1f}% vs {100 * detection_rate[worst]:.1f}% of tumours"
@@ -205,12 +232,22 @@ def adi_depth_reading(stage_means: Mapping[str, Mapping[int, float]]) -> str:
     return "Mean ADI " + "; ".join(clauses) + "."
 
 
-def adi_reduction_reading(stage: int, means: Mapping[str, float]) -> str:
+def adi_reduction_reading(
+    stage: int,
+    means: Mapping[str, float],
+    n: Mapping[str, int] | None = None,
+    sds: Mapping[str, float] | None = None,
+) -> str:
     """Deepest-stage ADI of every configuration against the highest (Fig. 4 C: "cut by 87%").
+
+    With fewer than :data:`MIN_N` scans in a configuration the sentence gives mean ± sd and n and
+    names no reduction.
 
     Args:
         stage: the deepest stage index (S3 in the seed).
         means: configuration -> cohort mean ADI at that stage.
+        n: configuration -> scans behind the mean.
+        sds: configuration -> sd over scans (shown with a small sample).
     """
     values = _finite(means)
     subject = f"Deepest-stage (S{stage}) ADI"
@@ -219,6 +256,13 @@ def adi_reduction_reading(stage: int, means: Mapping[str, float]) -> str:
     top = max(values, key=lambda c: values[c])
     if len(values) == 1:
         return f"{subject} averaged {values[top]:.3f} under {top}."
+    small = _small({c: v for c, v in (n or {}).items() if c in values}, "scans")
+    if small is not None:
+        sds = sds or {}
+        shown = _list(
+            [f"{values[c]:.3f} ± {sds.get(c, math.nan):.3f} under {c} (n = {n[c]})" for c in values]
+        )
+        return f"{subject} was {shown} (mean ± sd); with {small} no reduction is claimed."
     if values[top] == 0:
         return f"{subject} was 0 under every configuration."
     others = [c for c in values if c != top]
@@ -228,7 +272,8 @@ def adi_reduction_reading(stage: int, means: Mapping[str, float]) -> str:
         change = f"{cut:.0f}% lower" if round(cut) != 0 else "about the same"
         clauses.append(f"{change} under {c} ({values[c]:.3f})")
     if len(others) == 1:
-        return f"{subject} was {clauses[0]} than under {top} ({values[top]:.3f})."
+        joint = "as" if clauses[0].startswith("about the same") else "than"
+        return f"{subject} was {clauses[0]} {joint} under {top} ({values[top]:.3f})."
     return f"Relative to {top} ({values[top]:.3f}), deepest-stage (S{stage}) ADI was " + _list(clauses) + "."
 
 
@@ -271,7 +316,10 @@ def trend_reading(subject: str, predictor: str, trends: Mapping[str, Trend]) -> 
             clauses.append(f"cannot be related to {predictor} under {config} ({why})")
             continue
         stats = f"Spearman rho = {t.rho:.2f}, p = {format_p(t.p)}, n = {t.n}"
-        if t.p < ALPHA:
+        if t.n < MIN_N:
+            clauses.append(f"is not called a trend with {predictor} under {config} ({stats}; fewer than "
+                           f"{MIN_N} scans)")
+        elif t.p < ALPHA:
             verb = "rises" if t.rho > 0 else "falls"
             clauses.append(f"{verb} with {predictor} under {config} ({stats})")
         else:
@@ -331,21 +379,32 @@ def subtype_agreement_reading(n_agree: int, n: int) -> str:
 
 
 def subtype_gap_reading(
-    detection: Mapping[str, Mapping[str, float]], sdsc: Mapping[str, Mapping[str, float]]
+    detection: Mapping[str, Mapping[str, float]],
+    sdsc: Mapping[str, Mapping[str, float]],
+    n: Mapping[str, Mapping[str, int]] | None = None,
 ) -> str:
     """The hardest subtype per configuration by detection, then median sDSC (§3.2.2).
+
+    A subtype is called harder only when its numbers differ as printed (detection to 0.1%, sDSC to
+    three decimals) and every subtype has at least :data:`MIN_N` tumours; otherwise the sentence
+    gives the numbers and names no subtype.
 
     Args:
         detection: configuration -> {subtype -> detection rate (fraction)}.
         sdsc: configuration -> {subtype -> median sDSC}.
+        n: configuration -> {subtype -> tumours}.
     """
-    hardest, clauses = set(), []
+    hardest, clauses, tied = set(), [], 0
     for config, rates in detection.items():
         if len(rates) < 2:
             continue
-        order = sorted(rates, key=lambda s: (rates[s], sdsc[config][s]))
+        shown = {s: (round(100 * rates[s], 1), round(sdsc[config][s], 3)) for s in rates}
+        order = sorted(rates, key=lambda s: shown[s])
         low, high = order[0], order[-1]
-        hardest.add(low)
+        tie = shown[low] == shown[high]
+        tied += tie
+        if not tie:
+            hardest.add(low)
         clauses.append(
             f"{100 * rates[low]:.1f}% vs {100 * rates[high]:.1f}% detected and median sDSC "
             f"{sdsc[config][low]:.3f} vs {sdsc[config][high]:.3f} for Cluster-{low} vs Cluster-{high} "
@@ -353,9 +412,16 @@ def subtype_gap_reading(
         )
     if not clauses:
         return "Fewer than two subtypes were evaluated, so no subtype is harder than another."
-    if len(hardest) == 1:
-        return f"Cluster-{hardest.pop()} is the harder subtype (" + "; ".join(clauses) + ")."
-    return "The harder subtype depends on the configuration (" + "; ".join(clauses) + ")."
+    detail = "; ".join(clauses)
+    sizes = [v for groups in (n or {}).values() for v in groups.values()]
+    if sizes and min(sizes) < MIN_N:
+        return (f"Subtypes: {detail}; with {min(sizes)} tumour(s) in the smallest subtype (fewer than "
+                f"{MIN_N}) no subtype is called harder.")
+    if tied == len(clauses):
+        return f"No subtype is harder: the subtypes tie as shown ({detail})."
+    if len(hardest) == 1 and not tied:
+        return f"Cluster-{hardest.pop()} is the harder subtype ({detail})."
+    return f"The harder subtype depends on the configuration ({detail})."
 
 
 # --- CKA (Figs. 6, 8, A.2-A.4, §3.3-3.4) ----------------------------------------------------
@@ -423,6 +489,7 @@ class Curve(NamedTuple):
         best_dice: best validation Dice (NaN without validation).
         best_epoch: epoch of the best validation Dice (-1 without validation).
         last_val_epoch: last validated epoch (-1 without validation).
+        n_val: validated epochs (-1: not known).
     """
 
     epochs: int
@@ -431,6 +498,11 @@ class Curve(NamedTuple):
     best_dice: float
     best_epoch: int
     last_val_epoch: int = -1
+    n_val: int = -1
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def training_reading(curves: Mapping[str, Curve]) -> str:
@@ -441,14 +513,19 @@ def training_reading(curves: Mapping[str, Curve]) -> str:
     """
     clauses = []
     for config, c in curves.items():
+        if c.epochs < 2:
+            dice = f", best validation Dice {c.best_dice:.3f}" if math.isfinite(c.best_dice) else ""
+            clauses.append(f"under {config}, only {_plural(c.epochs, 'epoch')} ran (training loss "
+                           f"{c.loss_last:.3f}{dice}): too little to judge convergence")
+            continue
         word = _trend_word(c.loss_first, c.loss_last)
         text = (
             f"under {config}, training loss {word} from {c.loss_first:.3f} to {c.loss_last:.3f} "
-            f"over {c.epochs} epochs"
+            f"over {_plural(c.epochs, 'epoch')}"
         )
         if math.isfinite(c.best_dice):
             text += f" and validation Dice peaked at {c.best_dice:.3f} in epoch {c.best_epoch}"
-            if c.best_epoch == c.last_val_epoch:
+            if c.best_epoch == c.last_val_epoch and (c.n_val < 0 or c.n_val >= 2):
                 text += ", its last validation, so it had not yet plateaued"
         else:
             text += " with no validation Dice recorded"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attndilute.names import model_label
 from attndilute.report import readings, summaries
 
 if TYPE_CHECKING:
@@ -48,6 +49,21 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class DataTable:
+    """A sortable table of raw rows with a CSV download (the per-scan table).
+
+    Args:
+        frame: the rows (pandas); numbers stay numbers, for sorting and for the CSV.
+        filename: name of the downloaded CSV.
+        caption: what the columns are.
+    """
+
+    frame: Any
+    filename: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class Missing:
     """An input that is absent (or unusable), with the command that produces it."""
 
@@ -76,7 +92,7 @@ class Section:
     @property
     def status(self) -> str:
         """``rendered`` (everything present), ``partial`` (something missing) or ``missing``."""
-        shown = any(isinstance(b, Table | Figure) for b in self.blocks)
+        shown = any(isinstance(b, Table | Figure | DataTable) for b in self.blocks)
         absent = any(isinstance(b, Missing) for b in self.blocks)
         return "partial" if shown and absent else "rendered" if shown else "missing"
 
@@ -133,7 +149,9 @@ def cohort_section(run: Run) -> Section:
             q1, med, q3 = np.percentile(frame["extent"].to_numpy(float), [25, 50, 75])
             sec.blocks.append(
                 Figure(
-                    figures.extent_histogram(frame, None), readings.extent_reading(len(frame), med, q1, q3)
+                    figures.extent_histogram(frame, None),
+                    readings.extent_reading(len(frame), med, q1, q3),
+                    "Native axial extent of each scan (phantom.csv); the crop depth needs padstats.",
                 )
             )
     else:
@@ -204,6 +222,7 @@ def segmentation_section(run: Run) -> Section:
     table = run.table
     sdsc = {str(r.config): float(r.sdsc_median) for r in table.itertuples()}
     rate = {str(r.config): float(r.detection_rate) for r in table.itertuples()}
+    n_cases = {str(r.config): int(r.n) for r in table.itertuples()} if "n" in table.columns else None
     finite = {c: v for c, v in sdsc.items() if math.isfinite(v)}
     kwargs = {}
     if len(finite) > 1:
@@ -216,7 +235,7 @@ def segmentation_section(run: Run) -> Section:
                 "detection_diff_pp": sign * float(row.detection_diff_pp),
                 "detection_p": float(row.detection_p),
             }
-    reading = readings.segmentation_reading(sdsc, rate, **kwargs)
+    reading = readings.segmentation_reading(sdsc, rate, n=n_cases, **kwargs)
     n_excluded = int(table["n_excluded"].iloc[0]) if "n_excluded" in table.columns else 0
     sec.blocks.append(Table(
         *table_cells(table), reading=reading,
@@ -228,7 +247,7 @@ def segmentation_section(run: Run) -> Section:
             Table(
                 *tests_cells(run.tests),
                 caption="Paired tests: Wilcoxon signed-rank (Bonferroni across pairs), "
-                "exact McNemar for detection; Δ detection = first − second, in percentage points.",
+                "exact McNemar for detection; Δ detection = second − first, in percentage points.",
             )
         )
     per_case = {c: summaries.joined_cases(run, c) for c in run.configs if c in run.evals}
@@ -250,6 +269,8 @@ def _paired(per_case: dict, medians: dict[str, float], fallback: str) -> str:
     if len(present) < 2:
         return fallback
     best, worst = max(present, key=present.get), min(present, key=present.get)
+    if round(present[best], 3) == round(present[worst], 3):  # a tie: keep the report's order
+        best, worst = list(present)[:2]
     a = per_case[best].set_index("case")["sdsc_penalized"]
     b = per_case[worst].set_index("case")["sdsc_penalized"]
     both = a.to_frame("a").join(b.to_frame("b"), how="inner").dropna()
@@ -305,9 +326,12 @@ def adi_section(run: Run) -> Section:
     deep = {c: summaries.deepest_adi(run.adi[c]) for c in tables if int(run.adi[c]["stage"].max()) == stage}
     means = {c: float(np.nanmean(d["adi"])) if d["adi"].notna().any() else math.nan for c, d in deep.items()}
     sds = {c: float(d["adi"].std()) if d["adi"].notna().sum() > 1 else 0.0 for c, d in deep.items()}
-    sec.blocks.append(
-        Figure(figures.adi_deepest(means, sds, stage, configs), readings.adi_reduction_reading(stage, means))
-    )
+    counts = {c: int(d["adi"].notna().sum()) for c, d in deep.items()}
+    sec.blocks.append(Figure(
+        figures.adi_deepest(means, sds, stage, configs),
+        readings.adi_reduction_reading(stage, means, counts, sds),
+        "Bars: mean over scans; whiskers: ± sd, clipped to the index's range [0, 1].",
+    ))  # fmt: skip
     with_pf = {c: d for c, d in deep.items() if "padding_fraction" in d.columns}
     if with_pf:
         trends = {
@@ -317,7 +341,8 @@ def adi_section(run: Run) -> Section:
         sec.blocks.append(Figure(
             figures.adi_vs_padding(with_pf, trends, stage, configs),
             readings.trend_reading(f"Deepest-stage (S{stage}) ADI", "padding fraction", trends),
-            "Each point is one scan; dotted lines are least-squares fits, rho is Spearman's.",
+            "Each point is one scan; dotted lines are least-squares fits (drawn from "
+            f"{figures.MIN_FIT_POINTS} scans on), rho is Spearman's.",
         ))  # fmt: skip
     per_case = {c: summaries.joined_cases(run, c) for c in configs if c in run.evals}
     per_case = {c: f for c, f in per_case.items() if "padding_fraction" in f.columns}
@@ -379,6 +404,8 @@ def subtypes_section(run: Run) -> Section:
                 readings.cluster_choice_reading(
                     pick["silhouette"], pick["calinski_harabasz"], pick["davies_bouldin"]
                 ),
+                "k-means validity indices for k = 2..5: higher is better for silhouette and "
+                "Calinski–Harabasz (↑), lower for Davies–Bouldin (↓).",
             )
         )
     perf = summaries.subtype_performance(run)
@@ -404,12 +431,16 @@ def subtypes_section(run: Run) -> Section:
             c: dict(zip(g["subtype"].astype(str), g["sdsc_median"], strict=True))
             for c, g in perf.groupby("config", sort=False)
         }
+        sizes = {
+            c: dict(zip(g["subtype"].astype(str), g["n"].astype(int), strict=True))
+            for c, g in perf.groupby("config", sort=False)
+        }
         sec.blocks.append(
             Table(
                 ["Configuration", "Subtype", "N", "Detection [95% CI]", "sDSC"],
                 rows,
                 caption="Per subtype: detection with Wilson 95% interval, sDSC median [IQR] (missed = 0.1).",
-                reading=readings.subtype_gap_reading(det, med),
+                reading=readings.subtype_gap_reading(det, med, sizes),
             )
         )
     _problems(run, sec)
@@ -456,12 +487,15 @@ def cka_section(run: Run) -> Section:
     )
     for name, ds in run.cka.items():
         d = diagonals[name]
+        a = model_label(ds.attrs.get("model_a", "A"))
+        b = model_label(ds.attrs.get("model_b", "B"), a)
+        low, high = figures.cka_range(ds["cka"].values)
         sec.blocks.append(
             Figure(
-                figures.cka_heatmap(ds, name),
+                figures.cka_heatmap(ds, name, a, b),
                 readings.cka_diagonal_reading(name, list(d["label"]), list(d["cka"])),
-                f"A = {ds.attrs.get('model_a', '?')}, B = {ds.attrs.get('model_b', '?')}, "
-                f"{ds.attrs.get('n_scans', '?')} scans." + _init_note(ds),
+                f"A = {a}, B = {b}, {ds.attrs.get('n_scans', '?')} scans. Colour scale fitted to this "
+                f"comparison: {low:.3f} (dark) to {high:.3f} (light)." + _init_note(ds),
             )
         )
     _problems(run, sec)
@@ -509,7 +543,33 @@ def training_section(run: Run) -> Section:
     return sec
 
 
-#: Section builders in the seed's order.
+# --- 7. per scan -----------------------------------------------------------------------------
+
+
+def scans_section(run: Run) -> Section:
+    """Every scan under every configuration: padding, stage ADI, Dice, sDSC, detection, subtype."""
+    sec = Section("scans", "Per-scan results", "the per-case data behind Table 2 and Fig. 4")
+    frame = summaries.per_scan_table(run)
+    if frame is None:
+        sec.blocks.append(
+            Missing(
+                "per-scan evaluations and ADI",
+                _rel(run, "eval", "CONFIG.csv"),
+                f"attndilute evaluate --pred PREDICTIONS --data {_rel(run, 'data')} "
+                f"--out {_rel(run, 'eval', 'CONFIG.csv')}",
+            )
+        )
+        return sec
+    sec.blocks.append(DataTable(
+        frame, "per_scan.csv",
+        "One row per scan and configuration. Padding fraction: of the model's own input (Eq. 4); "
+        "Sk ADI: stage ADI (Eq. 7, mean over the stage's blocks and heads); Dice and sDSC (2 mm) "
+        "unpenalised; detected: Dice ≥ 0.1; subtype: appearance cluster. Click a header to sort.",
+    ))  # fmt: skip
+    return sec
+
+
+#: Section builders in the seed's order, the per-scan table last.
 SECTIONS = (
     cohort_section,
     segmentation_section,
@@ -517,6 +577,7 @@ SECTIONS = (
     subtypes_section,
     cka_section,
     training_section,
+    scans_section,
 )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from attndilute.errors import AttnDiluteError
 from attndilute.report import summaries
-from attndilute.report.figures import colour
+from attndilute.report.figures import clipped_error, colour
 
 
 def readme_figure(run, path: str | Path) -> Path:
@@ -45,9 +45,12 @@ def readme_figure(run, path: str | Path) -> Path:
     left, right = fig.subplots(1, 2, width_ratios=[1, 1.6])
     means = [float(np.nanmean(deep[c]["adi"])) for c in configs]
     sds = [float(deep[c]["adi"].std()) if deep[c]["adi"].notna().sum() > 1 else 0.0 for c in configs]
-    left.bar(range(len(configs)), means, yerr=sds, capsize=4, color=[colour(run.configs, c) for c in configs])
+    err = clipped_error(means, sds)  # whiskers stop at 0 and 1, the range of ADI
+    yerr = np.vstack([err["arrayminus"], err["array"]]) if configs else None
+    colours = [colour(run.configs, c) for c in configs]
+    left.bar(range(len(configs)), means, yerr=yerr, capsize=4, color=colours)
     left.set_xticks(range(len(configs)), [f"{c}\n(S{stages[c]})" for c in configs])
-    left.set_ylabel("deepest-stage ADI (mean ± sd)")
+    left.set_ylabel("deepest-stage ADI (mean ± sd, in [0, 1])")
     left.set_title("A  attention dilution", loc="left", fontsize=10)
     for c in configs:
         d = deep[c]

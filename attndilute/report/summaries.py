@@ -375,9 +375,10 @@ def curve(metrics: pd.DataFrame) -> Curve:
     frame = metrics.sort_values("epoch")
     loss = frame["train_loss"].to_numpy(float)
     ok = np.isfinite(loss)
-    best_dice, best_epoch, last_val = math.nan, -1, -1
+    best_dice, best_epoch, last_val, n_val = math.nan, -1, -1, 0
     if "val_dice" in frame.columns:
         val = frame[["epoch", "val_dice"]].dropna()
+        n_val = len(val)
         if len(val) > 0:
             i = int(val["val_dice"].to_numpy(float).argmax())
             best_dice, best_epoch = float(val["val_dice"].iloc[i]), int(val["epoch"].iloc[i])
@@ -389,4 +390,78 @@ def curve(metrics: pd.DataFrame) -> Curve:
         best_dice=best_dice,
         best_epoch=best_epoch,
         last_val_epoch=last_val,
+        n_val=n_val,
     )
+
+
+def training_records(run: Run) -> dict[str, tuple[int, float]]:
+    """Configuration -> (epochs trained, best validation Dice) from ``metrics.csv``, else from the
+    checkpoint header (``epoch``, ``val_dice``); NaN Dice when never validated."""
+    records = {}
+    for config in run.configs:
+        if config in run.metrics:
+            c = curve(run.metrics[config])
+            records[config] = (c.epochs, c.best_dice)
+        elif config in run.meta and "epoch" in run.meta[config]:
+            dice = run.meta[config].get("val_dice")
+            records[config] = (int(run.meta[config]["epoch"]), float(dice) if dice is not None else math.nan)
+    return records
+
+
+def smallest_group(run: Run) -> int | None:
+    """Fewest cases behind one configuration's numbers: evaluated cases, else deepest-stage ADI scans."""
+    sizes = []
+    if run.table is not None and "n" in run.table.columns:
+        sizes += [int(v) for v in run.table["n"]]
+    elif run.adi:
+        sizes += [int(deepest_adi(f)["adi"].notna().sum()) for f in run.adi.values()]
+    return min(sizes) if sizes else None
+
+
+# --- per-scan table --------------------------------------------------------------------------
+
+
+def per_scan_table(run: Run) -> pd.DataFrame | None:
+    """One row per (scan, configuration): subtype, padding fraction, stage ADI, Dice, sDSC, detected.
+
+    Joins each configuration's ``eval/<config>.csv`` (Dice, sDSC, detection; :func:`joined_cases`
+    fills subtype and padding fraction) with its ``adi_stages.csv`` pivoted to one column per
+    stage (``S0 ADI`` ...). Padding fraction is the ADI CSV's (the model's own input) where
+    present, else the evaluate table's. A scan measured by only one of the two keeps empty cells.
+
+    Returns:
+        Columns ``scan, configuration, subtype, padding_fraction, S0 ADI.., dice, sdsc, detected``
+        (those that exist), rows in report order then by scan; None when nothing is per scan.
+    """
+    import pandas as pd
+
+    parts = []
+    for config in run.configs:
+        frame = pd.DataFrame({"scan": pd.Series(dtype=str)})
+        if config in run.evals:
+            ev = joined_cases(run, config).rename(columns={"case": "scan"})
+            ev = ev.assign(detected=detected(ev))
+            keep = [c for c in ("scan", "subtype", "padding_fraction", "dice", "sdsc", "detected") if c in ev]
+            frame = ev[keep]
+        if config in run.adi:
+            adi = run.adi[config]
+            wide = adi.pivot(index="scan", columns="stage", values="adi")
+            wide.columns = [f"S{int(s)} ADI" for s in wide.columns]
+            if "padding_fraction" in adi.columns:
+                wide["padding_fraction"] = adi.groupby("scan")["padding_fraction"].first()
+            if "padding_fraction" in wide:  # the model's own input wins over the cohort's crop
+                frame = frame.drop(columns=["padding_fraction"], errors="ignore")
+            frame = frame.merge(wide.reset_index(), on="scan", how="outer")
+        if len(frame):
+            parts.append(frame.assign(configuration=config))
+    if not parts:
+        return None
+    table = pd.concat(parts, ignore_index=True)
+    stages = sorted((c for c in table.columns if c.endswith(" ADI")), key=lambda c: int(c[1:-4]))
+    order = ["scan", "configuration", "subtype", "padding_fraction", *stages, "dice", "sdsc", "detected"]
+    return table[[c for c in order if c in table.columns]]
+
+
+def table_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text (the per-scan table's download)."""
+    return frame.to_csv(index=False, float_format="%.6g")

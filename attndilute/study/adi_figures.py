@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from attndilute._io import atomic_path
+from attndilute.names import RUN_FILE_STEMS
 
 
 def _rho_text(stages) -> str:
@@ -18,6 +19,23 @@ def _rho_text(stages) -> str:
     if rho != rho:  # NaN
         return f"S{deepest}: Spearman undefined (constant ADI or padding)"
     return f"S{deepest}: Spearman rho = {rho:.2f} (p = {p:.1e})"
+
+
+def display_title(title: str, path: str | Path) -> str:
+    """The figure's title: a checkpoint stem such as ``best`` names no model, so the output folder's
+    name (``adi/act`` -> ``act``) is used instead; any other title is kept."""
+    if title in RUN_FILE_STEMS:
+        return f"ADI of {Path(path).parent.name}"
+    return title
+
+
+def _clipped_sd(summary):
+    """(down, up) whiskers of mean ± sd, each stopping at 0 and 1 (ADI's range)."""
+    import numpy as np
+
+    mean = summary["mean_adi"].to_numpy(float)
+    sd = np.nan_to_num(summary["sd_adi"].to_numpy(float))
+    return mean - np.clip(mean - sd, 0.0, 1.0), np.clip(mean + sd, 0.0, 1.0) - mean
 
 
 def write_adi_png(stages, path: str | Path, *, title: str = "") -> Path:
@@ -43,16 +61,16 @@ def write_adi_png(stages, path: str | Path, *, title: str = "") -> Path:
         color="#7f8c8d",
         label="layout padding",
     )
-    ax0.errorbar(
-        labels, summary["mean_adi"], yerr=summary["sd_adi"].fillna(0), fmt="none", ecolor="black", capsize=3
-    )
-    ax0.set_ylabel("ADI (mean over scans)")
+    low, high = _clipped_sd(summary)
+    ax0.errorbar(labels, summary["mean_adi"], yerr=[low, high], fmt="none", ecolor="black", capsize=3)
+    ax0.set_ylabel("ADI (mean ± sd over scans, in [0, 1])")
     ax0.set_title("A  ADI per stage")
     ax0.legend(frameon=False, fontsize=8)
     ax1.scatter(d["padding_fraction"], d["adi"], s=18, color="#2c3e50")
     ax1.set_xlabel("padding fraction (Eq. 4)")
     ax1.set_ylabel(f"S{deepest} ADI")
     ax1.set_title("B  " + _rho_text(stages), fontsize=9)
+    title = display_title(title, path)
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)
@@ -82,7 +100,8 @@ def write_adi_html(stages, path: str | Path, *, title: str = "") -> Path:
         y=summary["mean_adi_layout_pad"],
         name="layout padding",
         marker_color="#7f8c8d",
-        error_y={"type": "data", "array": summary["sd_adi"].fillna(0)},
+        error_y={"type": "data", "symmetric": False, "array": _clipped_sd(summary)[1],
+                 "arrayminus": _clipped_sd(summary)[0]},
         row=1,
         col=1,
     )
@@ -98,7 +117,7 @@ def write_adi_html(stages, path: str | Path, *, title: str = "") -> Path:
         row=1,
         col=2,
     )
-    fig.update_layout(barmode="stack", title=title, template="plotly_white")
+    fig.update_layout(barmode="stack", title=display_title(title, path), template="plotly_white")
     fig.update_xaxes(title_text="padding fraction", row=1, col=2)
     fig.update_yaxes(title_text="ADI", row=1, col=1)
     path = Path(path)

@@ -31,26 +31,33 @@ from attndilute.errors import AttnDiluteError
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo; ``fast`` is the <= 3 minute variant."""
+    """Sizes of the demo; ``FAST`` is the pipeline check (12 cases, 1 epoch; about 8 min on 2 cores)."""
 
     n_cases: int = 24
     base_epochs: int | None = None  # None: the training preset's default
     act_epochs: int | None = None
     cka_batch: int = 8
     seed: int = 0
+    variant: str = "full"  # recorded in D/demo.json; the report's banner names a fast demo
 
 
 FULL = DemoConfig()
-FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4)
+FAST = DemoConfig(n_cases=12, base_epochs=1, act_epochs=1, cka_batch=4, variant="fast")
 CONFIGS = {"base": "tiny", "act": "tiny-act"}
 #: What the demo writes into ``D`` (paths relative to it): a rerun replaces these and only these.
 ENTRIES = (
-    "data", "padstats.csv", "subtypes", "report.html", ".report.html.attndilute.json",
+    "data", "padstats.csv", "subtypes", "report.html", ".report.html.attndilute.json", "demo.json",
+    "plotly.min.js",
     *(f"{kind}/{name}" for kind in ("runs", "preds", "adi") for name in CONFIGS),
     *(f"eval/{stem}" for name in (*CONFIGS, "table", "table_tests")
       for stem in (f"{name}.csv", f".{name}.csv.attndilute.json", f".{name}.csv.lock")),
     *(f"cka/{label}" for label in ("base_vs_act", "base_vs_init", "act_vs_init", "activations")),
 )  # fmt: skip
+
+
+#: The demo's steps in order (for progress: ``on_start`` gets each name as it begins).
+STEPS = ("phantom", "padstats", "subtypes", *(f"{step} {n}" for step in ("train", "predict", "adi")
+                                              for n in CONFIGS), "evaluate", "cka", "report")
 
 
 @dataclass
@@ -68,6 +75,8 @@ def run_demo(
     config: DemoConfig | None = None,
     log: Callable[[str], None] = print,
     overwrite: bool = False,
+    on_start: Callable[[str, int], None] | None = None,
+    device: str | None = None,
 ) -> DemoResult:
     """Run the whole study on a fresh phantom cohort and write ``out/report.html``.
 
@@ -76,20 +85,25 @@ def run_demo(
         fast: the small variant (12 cases, 1 epoch each).
         config: explicit sizes (overrides ``fast``).
         log: receives one line per finished step.
+        on_start: called with a step's name and index (0 .. ``len(STEPS) - 1``) as it starts.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``/None for training, prediction and ADI.
         overwrite: accept a folder that holds other files, as long as none has a name the demo
             writes (:data:`ENTRIES`); those files are left as they are.
     """
     from attndilute.data import write_phantom
     from attndilute.data.padstats import padding_table, write_table
     from attndilute.data.subtypes_report import run_subtypes
+    from attndilute.devices import resolve_device
     from attndilute.evaluation.cases import evaluate
     from attndilute.evaluation.compare import compare_files
+    from attndilute.plotly_js import share_plotly_js
     from attndilute.report import build_report
     from attndilute.store.cka_run import CKAConfig, run_cka
     from attndilute.study.adi import run_adi
     from attndilute.training import predict, resolve_config, train
 
     cfg = config or (FAST if fast else FULL)
+    device = str(resolve_device(device))  # checked before anything is written
     final = Path(out).expanduser()
     result = DemoResult(final)
     t_all = time.perf_counter()
@@ -97,10 +111,15 @@ def run_demo(
     def step(name: str, t0: float) -> None:
         result.seconds[name] = time.perf_counter() - t0
         log(f"{name:<10s} {result.seconds[name]:7.1f} s")
+        if name in STEPS[:-1] and on_start is not None:
+            on_start(STEPS[STEPS.index(name) + 1], STEPS.index(name) + 1)
 
     with claim_folder(final, "demo", overwrite=overwrite) as claim:
         d = claim.path
         clear_entries(d, earlier=claim.earlier)
+        write_record(d, cfg)
+        if on_start is not None:  # only once the folder is claimed: a refusal stays one line
+            on_start(STEPS[0], 0)
         t0 = time.perf_counter()
         data = d / "data"
         write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
@@ -121,23 +140,26 @@ def run_demo(
         for name, preset in CONFIGS.items():
             t0 = time.perf_counter()
             summary = train(
-                data, d / "runs" / name, preset, epochs=epochs[name], seed=cfg.seed, progress=False
+                data, d / "runs" / name, preset, epochs=epochs[name], seed=cfg.seed, progress=False,
+                device=device,
             )
             if summary["best"] is None:
                 raise AttnDiluteError(
                     f"training {name} ended without a validated checkpoint", path=d / "runs" / name
                 )
             best[name] = Path(summary["best"])
+            compact_run(d / "runs" / name, half=cfg.variant == "fast")
             step(f"train {name}", t0)
 
         for name in CONFIGS:
             t0 = time.perf_counter()
-            predict(best[name], data, d / "preds" / name, split="test", progress=False)
+            predict(best[name], data, d / "preds" / name, split="test", progress=False, device=device)
             step(f"predict {name}", t0)
 
         for name in CONFIGS:
             t0 = time.perf_counter()
-            run = run_adi(str(best[name]), out=d / "adi" / name, data=data, split="test", seed=cfg.seed)
+            run = run_adi(str(best[name]), out=d / "adi" / name, data=data, split="test", seed=cfg.seed,
+                          device=device)
             stages = run.stages
             deepest = int(stages["stage"].max())
             result.adi[name] = float(stages.loc[stages["stage"] == deepest, "adi"].mean())
@@ -169,13 +191,51 @@ def run_demo(
         }
         for label, (a, b) in pairs.items():
             run_cka(str(a), str(b), out=d / "cka" / label, data=data, config=cka_cfg)
+        remove(d / "cka" / "activations")  # a cache for reruns of cka; the demo reruns from scratch
         step("cka", t0)
 
         t0 = time.perf_counter()
         build_report(d, d / "report.html")
+        share_plotly_js(d)  # one plotly.min.js for report.html and every figure page under D
         step("report", t0)
     result.seconds["total"] = time.perf_counter() - t_all
     return result
+
+
+def settings(device: str | None = None) -> dict:
+    """Configuration -> :class:`attndilute.resolved.Resolved` of the demo's two models."""
+    import dataclasses
+
+    from attndilute.resolved import train_settings
+
+    resolved = {name: train_settings(preset, device=device) for name, preset in CONFIGS.items()}
+    # the demo chooses its presets, crops and spacings: only the device can be a silent default
+    return {name: dataclasses.replace(r, defaulted=tuple(d for d in r.defaulted if "--device" in d))
+            for name, r in resolved.items()}  # fmt: skip
+
+
+def compact_run(run: Path, *, half: bool) -> None:
+    """Keep a demo run folder small: drop ``last.ckpt`` (the resume state, 3x the model: weights
+    and Adam moments; the demo never resumes) and, for the fast variant, store ``best.safetensors``
+    in float16 (:func:`attndilute.models.checkpoint.save_half`)."""
+    from attndilute.models.checkpoint import save_half
+
+    remove(run / "last.ckpt")
+    if half and (run / "best.safetensors").is_file():
+        save_half(run / "best.safetensors")
+
+
+def write_record(d: Path, cfg: DemoConfig) -> Path:
+    """``D/demo.json``: the demo's variant, cases, epochs and seed, read by the report's banner."""
+    import json
+
+    from attndilute._io import atomic_path
+
+    record = {"command": "demo", "variant": cfg.variant, "n_cases": cfg.n_cases, "seed": cfg.seed,
+              "epochs": {"base": cfg.base_epochs, "act": cfg.act_epochs}}
+    with atomic_path(d / "demo.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return d / "demo.json"
 
 
 def clear_entries(d: Path, *, earlier: bool) -> None:

@@ -38,15 +38,28 @@ class Dist:
         return self.rank == 0
 
 
-def setup() -> Dist:
-    """Join the ``torchrun`` process group if the environment describes one."""
+def setup(device: str | torch.device | None = None) -> Dist:
+    """Join the ``torchrun`` process group if the environment describes one.
+
+    Args:
+        device: ``--device``; None or ``auto``: this rank's CUDA device when there is one, else CPU.
+            Explicit ``cpu``/``cuda:N`` is checked (:func:`attndilute.devices.check_device`).
+    """
+    from attndilute.devices import AUTO, check_device
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    cuda = torch.cuda.is_available()
-    device = (
-        torch.device(f"cuda:{local % max(1, torch.cuda.device_count())}") if cuda else torch.device("cpu")
-    )
+    if device is None or (isinstance(device, str) and device.strip().lower() in AUTO):
+        cuda = torch.cuda.is_available()
+        device = (
+            torch.device(f"cuda:{local % max(1, torch.cuda.device_count())}") if cuda else torch.device("cpu")
+        )
+    else:
+        device = check_device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device(f"cuda:{local % max(1, torch.cuda.device_count())}")
+    cuda = device.type == "cuda"
     if cuda:
         torch.cuda.set_device(device)
     if world <= 1:

@@ -55,6 +55,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     overwrite: bool = False,
+    device: str | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Train a segmentation model on the training split of ``data`` (seed §2.5).
@@ -76,6 +77,8 @@ def train(
         scratch: train from random initialisation (required for pretrained presets without ``init``).
         mask_padding: train the padding-masked variant (seed §4).
         progress: show a progress bar on a terminal.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``/None (CUDA when available); under
+            ``torchrun`` each rank takes its local CUDA device.
         stop_after: stop after this epoch (1-based) although the schedule is longer, as if the
             job had been interrupted; ``resume`` continues it.
         overwrite: train into a folder that holds other files (only this command's files are
@@ -127,7 +130,7 @@ def train(
                 f"preset {preset!r} fine-tunes pretrained weights",
                 hint="pass --init PATH (SMIT or Swin UNETR weights) or --scratch",
             )
-    ctx = distributed.setup()
+    ctx = distributed.setup(device)
     try:
         inputs = {"cohorts": [] if data is None else [data], "files": [] if init is None else [init]}
         with contextlib.ExitStack() as stack:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from attndilute._io import atomic_path, claim_folder, remove, tmp_name
+from attndilute.devices import resolve_device
 from attndilute.errors import AttnDiluteError
 
 
@@ -35,6 +36,7 @@ def predict(
     sw_batch_size: int = 4,
     blend: str = "gaussian",
     overwrite: bool = False,
+    device: str | torch.device | None = None,
 ) -> list[Path]:
     """Segment every case of ``data``'s ``split`` and write masks in the source geometry.
 
@@ -55,6 +57,7 @@ def predict(
         blend: ``gaussian`` or ``constant`` window blending
             (:func:`attndilute.training.inference.sliding_window_probs`).
         overwrite: write into a folder that holds other files (only same-named masks are replaced).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``/None (CUDA when available).
 
     Returns:
         the mask paths written, in case order.
@@ -64,6 +67,7 @@ def predict(
     from attndilute.training.inference import check_blend
 
     check_blend(blend)  # before anything is read or written
+    device = resolve_device(device)
     source = None if isinstance(model, nn.Module) else model
     if source is not None:
         model = models.load(source)
@@ -76,7 +80,6 @@ def predict(
     crop = tuple(int(c) for c in meta["crop"])
     spacing = tuple(float(s) for s in meta["spacing"])
     models.check_crop(model, crop)
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model = model.to(device).eval()
     root = resolve_data(None if data is None else Path(data))
     cases = discover(root, split=split)
