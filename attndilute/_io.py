@@ -53,10 +53,24 @@ class SimulatedCrash(BaseException):
 _fault_hook: Callable[[str], None] | None = None
 
 
+#: ``NAME:K`` in this variable ends the process at once (``os._exit(70)``, no cleanup, like
+#: ``kill -9``) at the K-th :func:`fault_point` called NAME: how tests crash a ``torchrun`` job,
+#: whose ranks are separate processes, at a known step.
+CRASH_ENV = "ATTNDILUTE_CRASH_AT"
+_crash_hits: dict[str, int] = {}
+
+
 def fault_point(name: str) -> None:
     """A point between two write steps where a test may simulate a crash (no-op otherwise)."""
     if _fault_hook is not None:
         _fault_hook(name)
+    target = os.environ.get(CRASH_ENV)
+    if target:
+        where, _, count = target.rpartition(":")
+        if where == name:
+            _crash_hits[name] = _crash_hits.get(name, 0) + 1
+            if _crash_hits[name] >= int(count or 1):
+                os._exit(70)
 
 
 @contextlib.contextmanager

@@ -321,6 +321,16 @@ class MinibatchCKA:
         return {"hsic_ab": self.hsic_ab, "hsic_aa": self.hsic_aa, "hsic_bb": self.hsic_bb,
                 "count": self.count}
 
+    def merge(self, states: dict[str, torch.Tensor]) -> None:
+        """Add another accumulator's :meth:`states` (e.g. gathered from another process)."""
+        if self.hsic_ab is None:
+            self.hsic_ab, self.hsic_aa, self.hsic_bb, self.count = (
+                states["hsic_ab"].clone(), states["hsic_aa"].clone(), states["hsic_bb"].clone(),
+                states["count"].clone())
+            return
+        for name, tensor in self.states().items():
+            tensor += states[name].to(tensor.device)
+
     def sync(self, process_group=None) -> None:
         """Sum the states over all processes (``torch.distributed.all_reduce``, SUM).
 

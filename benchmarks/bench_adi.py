@@ -206,7 +206,8 @@ def main() -> None:
             row = cohort(args.threads)
             print(
                 f"{'cohort':10s} {row['scans']} scans: {row['total_s']:.1f} s in total, "
-                f"{row['forward_s']:.1f} s in forwards: {row['ratio']:.2f}x ({row['s_per_scan']:.2f} s per scan)"
+                f"{row['forward_s']:.1f} s in forwards: {row['ratio']:.2f}x "
+                f"({row['s_per_scan']:.2f} s per scan)"
             )
         else:
             row = side_by_side(case, args.repeats, args.threads)

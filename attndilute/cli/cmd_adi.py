@@ -1,4 +1,8 @@
-"""``attndilute adi --model M``: attention dilution index per scan, stage, block and head (seed §2.4)."""
+"""``attndilute adi --model M``: attention dilution index per scan, stage, block and head (seed §2.4).
+
+Runs under ``torchrun --nproc_per_node N $(which attndilute) adi ...`` too: batches are dealt to
+the ranks and rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,12 @@ def register(app: typer.Typer) -> None:
             "pooled", "--windows", help="pooled (ratio of sums over windows) or mean (of per-window ADI)."
         ),
         batch_size: int = typer.Option(2, "--batch-size", help="Scans per forward."),
-        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cuda:0."),
+        device: str = typer.Option(
+            "auto", "--device", help="auto (CUDA if any, else CPU; per torchrun rank), cpu, cuda:N."
+        ),
+        workers: int = typer.Option(
+            1, "--workers", help="Processes preparing the next scans while the model runs (0: none)."
+        ),
         split: str = typer.Option("all", "--split", help="all, train or test cases."),
         autocast: str | None = typer.Option(None, "--autocast", help="bf16 or fp16 (entropy stays float32)."),
         seed: int = typer.Option(0, "--seed", help="Seed of random:<preset> weights."),
@@ -53,8 +62,12 @@ def register(app: typer.Typer) -> None:
                 autocast=autocast,
                 seed=seed,
                 overwrite=overwrite,
+                workers=workers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                announce=Console(highlight=False).print,
             )
+        if run is None:  # a torchrun rank other than 0: rank 0 reports
+            return
         table = Table(
             "stage",
             "ADI mean",

@@ -1,4 +1,8 @@
-"""``attndilute cka A B``: layer-wise minibatch CKA between two models (seed §2.7, Figs. 6, 8, A.2)."""
+"""``attndilute cka A B``: layer-wise minibatch CKA between two models (seed §2.7, Figs. 6, 8, A.2).
+
+Runs under ``torchrun --nproc_per_node N $(which attndilute) cka ...`` too: scans and minibatches
+are dealt to the ranks and rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ def register(app: typer.Typer) -> None:
         data: Path | None = typer.Option(None, "--data", help="Cohort folder (default: embedded phantom)."),
         out: Path = typer.Option(Path("cka"), "--out", help="Output folder."),
         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+        device: str = typer.Option(
+            "auto", "--device", help="auto (CUDA if any, else CPU; per torchrun rank), cpu, cuda:N."
+        ),
         crop: tuple[int, int, int] | None = typer.Option(None, "--crop", help="X Y Z (default: A's crop)."),
         batch_size: int = typer.Option(16, "--batch-size", help="Scans per minibatch (> 3)."),
         epochs: int = typer.Option(1, "--epochs", help="Passes over the scans, reshuffled each time."),
@@ -43,7 +50,10 @@ def register(app: typer.Typer) -> None:
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("capture", total=None)
             run = run_cka(model_a, model_b, out=out, data=data, config=config, overwrite=overwrite,
+                          device=device, announce=Console(highlight=False).print,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if run is None:  # a torchrun rank other than 0: rank 0 reports
+            return
         for message in run.messages:
             console.print(f"note: {message}")
         ds = run.dataset

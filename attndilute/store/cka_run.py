@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from attndilute._io import LOCK, claim_folder, fault_point, hold_lock
 from attndilute.cka import MinibatchCKA
@@ -102,21 +103,50 @@ def minibatches(n: int, batch_size: int, epochs: int, seed: int) -> list[np.ndar
 
 
 def cka_from_stores(store_a: ActivationStore, store_b: ActivationStore | None, *, batch_size: int = 16,
-                    epochs: int = 1, seed: int = 0) -> torch.Tensor:
+                    epochs: int = 1, seed: int = 0, ctx=None) -> torch.Tensor | None:
     """Minibatch CKA between every layer of two complete stores (``None``: A with itself).
 
+    Under ``torchrun`` (``ctx`` with several ranks) rank 0 reads the minibatches and deals them
+    out, minibatch i to rank ``i mod N``; each rank sums its HSIC terms (Eq. 10) and the sums
+    meet on rank 0 (:meth:`attndilute.cka.MinibatchCKA.merge`), which alone returns the result.
+
     Returns:
-        ``(La, Lb)`` float64.
+        ``(La, Lb)`` float64 (None on ranks other than 0).
     """
-    if store_b is not None and store_b.key.scans != store_a.key.scans:
+    from attndilute.training import distributed
+
+    world, main = (1, True) if ctx is None else (ctx.world, ctx.main)
+    if main and store_b is not None and store_b.key.scans != store_a.key.scans:
         raise AttnDiluteError("the two activation stores hold different scans", path=store_b.path)
-    metric = MinibatchCKA()
-    for rows in minibatches(store_a.n_scans, batch_size, epochs, seed):
+
+    def read(rows):
         acts_a = [torch.from_numpy(store_a.read(name, rows)) for name in store_a.key.layers]  # (n, F)
         acts_b = None
         if store_b is not None:
             acts_b = [torch.from_numpy(store_b.read(name, rows)) for name in store_b.key.layers]  # (n, F)
-        metric.update(acts_a, acts_b)
+        return acts_a, acts_b
+
+    metric = MinibatchCKA()
+    if world <= 1:
+        for rows in minibatches(store_a.n_scans, batch_size, epochs, seed):
+            metric.update(*read(rows))
+        return metric.compute()
+    batches = distributed.broadcast_object(
+        minibatches(store_a.n_scans, batch_size, epochs, seed) if main else None, ctx)
+    for first in range(0, len(batches), world):
+        dealt = None
+        if main:
+            dealt = [read(batches[first + r]) if first + r < len(batches) else None for r in range(world)]
+        box = [None]
+        dist.scatter_object_list(box, dealt, src=0)
+        if box[0] is not None:
+            metric.update(*box[0])
+    states = distributed.gather_objects(metric.states() if metric.hsic_ab is not None else None, ctx)
+    if not main:
+        return None
+    for other in states[1:]:
+        if other is not None:
+            metric.merge(other)
     return metric.compute()
 
 
@@ -164,8 +194,10 @@ def run_cka(
     data: str | Path | None = None,
     config: CKAConfig = CKAConfig(),
     overwrite: bool = False,
+    device: str | None = "cpu",
     progress: Callable[[int, int], None] | None = None,
-) -> CKARun:
+    announce: Callable[[str], None] | None = None,
+) -> CKARun | None:
     """Compare two models layer by layer with minibatch CKA and write the results.
 
     Writes ``out/cka.zarr`` (xarray, variable ``cka`` with dims ``layer_a, layer_b``),
@@ -180,9 +212,27 @@ def run_cka(
         data: cohort folder; None: the embedded phantom (``attndilute.data.resolve_data``).
         config: crop, minibatches, layers, pooling.
         overwrite: write into a folder that holds other files (only this command's files are replaced).
+        device: torch device of both models; ``auto``/None: this rank's CUDA device if any, else CPU.
         progress: ``progress(done, total)`` after each captured scan.
+        announce: called (rank 0) with the resolved settings before any work.
+
+    Under ``torchrun`` scans are captured round-robin by rank, the minibatches dealt to the ranks,
+    and rank 0 alone writes the stores and the results (it returns the run; other ranks None).
     """
+    from attndilute.training import distributed
+
+    ctx = distributed.setup(device)
+    try:
+        return _run_cka(a, b, out=out, data=data, config=config, overwrite=overwrite, ctx=ctx,
+                        progress=progress, announce=announce)
+    finally:
+        distributed.teardown(ctx)
+
+
+def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> CKARun | None:
+    """:func:`run_cka` inside its process group (one process: a group of one)."""
     from attndilute.data import discover, resolve_data
+    from attndilute.training import distributed
 
     out = Path(out)
     if config.epochs < 1:
@@ -205,41 +255,70 @@ def run_cka(
     specs_a = select_layers(src_a.model, config.layers)
     specs_b = select_layers(src_b.model, config.layers)
 
+    for src in (src_a, src_b):
+        src.model.to(ctx.device)
+    if announce is not None and ctx.main:
+        size = "x".join(map(str, crop))
+        announce(f"cka: A {src_a.spec} ({src_a.meta.get('family', type(src_a.model).__name__)}), "
+                 f"B {src_b.spec}, crop {size}, spacing {'x'.join(f'{v:g}' for v in spacing)} mm, "
+                 f"device {ctx.device}" + (f" on each of {ctx.world} ranks" if ctx.world > 1 else "")
+                 + f", {len(cases)} scans from {root}")
+        if config.crop is None:
+            announce(f"warning: --crop not given: using model A's training crop {size}")
+
     inputs = [src.spec for src in (src_a, src_b) if Path(src.spec).is_file()]
-    with claim_folder(out, "cka", overwrite=overwrite, cohorts=[root], files=inputs) as claim:
-        store_dir = Path(config.store_dir) if config.store_dir is not None else claim.path / "activations"
-        store_dir.mkdir(parents=True, exist_ok=True)
-        same = store_dir.resolve() == claim.path.resolve()  # --store OUT: the claim's lock covers it
-        store_lock = contextlib.nullcontext() if same else hold_lock(store_dir / LOCK, "attndilute cka")
-        with store_lock:
-            return _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir,
-                            claim.path, config, progress)
+    with contextlib.ExitStack() as stack:
+        claim, refused = None, None
+        if ctx.main:  # rank 0 writes: it claims the folder and locks the stores
+            try:
+                claim = stack.enter_context(claim_folder(out, "cka", overwrite=overwrite, cohorts=[root],
+                                                         files=inputs))
+                store_dir = Path(config.store_dir or claim.path / "activations")
+                store_dir.mkdir(parents=True, exist_ok=True)
+                if store_dir.resolve() != claim.path.resolve():  # --store OUT: the claim's lock covers it
+                    stack.enter_context(hold_lock(store_dir / LOCK, "attndilute cka"))
+            except AttnDiluteError as err:
+                refused = err
+        if not distributed.broadcast_flag(refused is None, ctx):
+            raise refused or AttnDiluteError("rank 0 could not claim the output folder", path=out)
+        return _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing,
+                        store_dir if ctx.main else None, claim.path if ctx.main else None, config,
+                        progress, ctx)
 
 
 def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir, out, config,
-             progress) -> CKARun:
-    """Capture (or reuse) both stores, compute minibatch CKA, write the results into ``out``."""
+             progress, ctx) -> CKARun | None:
+    """Capture (or reuse) both stores, compute minibatch CKA, write the results into ``out`` (rank 0)."""
     from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
-    from attndilute.store.cohort import capture_into, data_fingerprint, scan_loader
+    from attndilute.store.cohort import capture_sharded, data_fingerprint, scan_loader
+    from attndilute.training import distributed
 
     t0 = time.perf_counter()
-    common = {"data_fingerprint": data_fingerprint(cases), "scans": tuple(c.name for c in cases),
-              "pool": config.pool, "crop": crop, "spacing": spacing, "dtype": config.dtype}
-    opened: dict[Path, ActivationStore] = {}
-    store_a = _store_for(src_a, specs_a, common, store_dir, opened)
-    store_b = _store_for(src_b, specs_b, common, store_dir, opened)
+    store_a = store_b = None
+    if ctx.main:
+        common = {"data_fingerprint": data_fingerprint(cases), "scans": tuple(c.name for c in cases),
+                  "pool": config.pool, "crop": crop, "spacing": spacing, "dtype": config.dtype}
+        opened: dict[Path, ActivationStore] = {}
+        store_a = _store_for(src_a, specs_a, common, store_dir, opened)
+        store_b = _store_for(src_b, specs_b, common, store_dir, opened)
     in_channels = int(src_a.meta.get("kwargs", {}).get("in_channels", 1))
-    jobs = [(LayerCapture(src.model, specs, crop=crop, pool=config.pool), store)
-            for src, specs, store in ((src_a, specs_a, store_a), (src_b, specs_b, store_b))]
-    with jobs[0][0], jobs[1][0]:
-        capture_into(jobs, scan_loader(cases, crop=crop, spacing=spacing, in_channels=in_channels),
-                     progress=progress)
+    same = distributed.broadcast_object(store_b is store_a if ctx.main else None, ctx)
+    cap_a = LayerCapture(src_a.model, specs_a, crop=crop, pool=config.pool)
+    cap_b = cap_a if same and ctx.world > 1 else LayerCapture(src_b.model, specs_b, crop=crop,
+                                                              pool=config.pool)
+    jobs = [(cap_a, store_a), (cap_b, store_b)]
+    with contextlib.ExitStack() as stack:
+        for cap in {id(c): c for c in (cap_a, cap_b)}.values():
+            stack.enter_context(cap)
+        load = scan_loader(cases, crop=crop, spacing=spacing, in_channels=in_channels)
+        capture_sharded(jobs, lambda i: load(i).to(ctx.device), ctx, progress=progress)
     t1 = time.perf_counter()
 
-    same = store_b is store_a
     cka = cka_from_stores(store_a, None if same else store_b, batch_size=config.batch_size,
-                          epochs=config.epochs, seed=config.seed)
+                          epochs=config.epochs, seed=config.seed, ctx=ctx)
     t2 = time.perf_counter()
+    if not ctx.main:
+        return None
     attrs = {
         "model_a": src_a.spec, "model_b": src_b.spec, "hash_a": src_a.model_hash, "hash_b": src_b.model_hash,
         "data": str(root), "data_fingerprint": common["data_fingerprint"], "n_scans": len(cases),

@@ -88,3 +88,57 @@ def capture_into(
         if progress is not None:
             progress(i + 1 - start, total - start)
     return total - start
+
+
+def capture_sharded(
+    jobs: Sequence[tuple[LayerCapture, ActivationStore | None]],
+    load_scan: Callable[[int], torch.Tensor],
+    ctx,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """:func:`capture_into` over the ranks of a ``torchrun`` job: rank 0 owns the stores.
+
+    Rank 0 says which scans each store lacks; scan ``start + k * N + r`` runs on rank r in round
+    k, its pooled activations are gathered to rank 0, which writes them in scan order (so a store
+    is always a prefix of complete scans, and a killed job resumes like a single process). The
+    other ranks pass ``None`` for the stores.
+
+    Args:
+        jobs: ``(capture, store)`` pairs, the same captures on every rank; jobs sharing a store
+            (rank 0) or a capture object run once.
+        load_scan: ``i -> (1, C, X, Y, Z)``.
+        ctx: the job (``attndilute.training.distributed.Dist``).
+        progress: ``progress(done, total)`` on rank 0 after each round.
+    """
+    from attndilute.training import distributed
+
+    if ctx.world <= 1:
+        return capture_into(jobs, load_scan, progress=progress)
+    unique = []
+    for j, (cap, store) in enumerate(jobs):
+        if all(cap is not jobs[u][0] and (store is None or store is not jobs[u][1]) for u in unique):
+            unique.append(j)
+    plan = None
+    if ctx.main:
+        stores = {j: jobs[j][1] for j in unique}
+        total = max((s.n_scans for s in stores.values()), default=0)
+        plan = {"total": total, "from": {j: s.n_complete for j, s in stores.items()}}
+    plan = distributed.broadcast_object(plan, ctx)
+    total, start = plan["total"], min(plan["from"].values(), default=plan["total"])
+    for first in range(start, total, ctx.world):
+        i = first + ctx.rank
+        mine = None
+        if i < total:
+            x = load_scan(i)  # (1, C, X, Y, Z)
+            mine = (i, {j: jobs[j][0].run(x) for j in unique if plan["from"][j] <= i})
+        for item in distributed.gather_objects(mine, ctx):  # rank 0: scans first .. first + N - 1
+            if item is None:
+                continue
+            index, pooled = item
+            for j, acts in pooled.items():
+                if jobs[j][1].n_complete == index:
+                    jobs[j][1].write_scan(index, acts)
+        if ctx.main and progress is not None:
+            progress(min(total, first + ctx.world) - start, total - start)
+    return total - start

@@ -11,6 +11,7 @@ trusts a half-written batch. When all scans are measured the parts become ``O/ad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +22,8 @@ import numpy as np
 import torch
 
 from attndilute._io import atomic_path, claim_folder, fault_point
-from attndilute.devices import check_device
 from attndilute.errors import AttnDiluteError
+from attndilute.names import model_label
 from attndilute.store.parts import Parts, write_zarr
 
 PARTS = ".adi-parts"
@@ -39,6 +40,7 @@ class ADIRun:
     files: dict[str, Path] = field(default_factory=dict)
     resumed: int = 0
     seconds: float = 0.0
+    forward_seconds: float = 0.0  # inside the model's (instrumented) forwards, this process
 
 
 def _load_batch(cases, crop, spacing, in_channels):
@@ -52,6 +54,30 @@ def _load_batch(cases, crop, spacing, in_channels):
         reals.append(torch.from_numpy(np.ascontiguousarray(vol.real)))
         pfs.append(float(vol.padding_fraction))  # Eq. 4 from the axial extent
     return torch.stack(images), torch.stack(reals), pfs  # (B, C, X, Y, Z), (B, X, Y, Z), B
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch i of the run: ``(names, images (B, C, X, Y, Z), real (B, X, Y, Z), padding fractions)``."""
+
+    def __init__(self, batches, crop, spacing, in_channels):
+        self.batches, self.crop, self.spacing, self.in_channels = batches, crop, spacing, in_channels
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        batch = self.batches[i]
+        return ([c.name for c in batch], *_load_batch(batch, self.crop, self.spacing, self.in_channels))
+
+
+def batch_loader(batches, crop, spacing, in_channels, workers: int):
+    """Iterate the batches, preprocessed (and cached) by ``workers`` processes ahead of the model.
+
+    With ``workers=0`` they load in this process, between forwards.
+    """
+    dataset = _Batches(batches, crop, spacing, in_channels)
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
+                                       prefetch_factor=2 if workers else None, collate_fn=lambda b: b)
 
 
 def stage_summary(stages) -> object:
@@ -95,14 +121,22 @@ def run_adi(
     heads: str = "per-head",
     windows: str = "pooled",
     batch_size: int = 2,
-    device: str = "cpu",
+    device: str | None = "cpu",
     split: str = "all",
     autocast: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> ADIRun:
+    announce: Callable[[str], None] | None = None,
+) -> ADIRun | None:
     """Measure ADI on every scan of a cohort and write ``O/adi.zarr``, CSV, PNG and HTML.
+
+    Under ``torchrun`` the batches are dealt to the ranks (batch i to rank ``i mod N``, so every
+    batch holds the scans it would hold in one process and the numbers are the same), each rank
+    measures on its own device, and rank 0 gathers every batch's Dataset, commits it as a part
+    and writes the outputs; an interrupted distributed run resumes from rank 0's parts like a
+    single-process one.
 
     Args:
         model: checkpoint path or ``random:<preset>`` (seed-fixed random weights).
@@ -112,75 +146,179 @@ def run_adi(
         heads: ``"per-head"`` or ``"mean-attention"``.
         windows: ``"pooled"`` (ratio of sums over windows) or ``"mean"`` (mean of per-window ADI).
         batch_size: scans per forward.
-        device: torch device.
+        device: torch device; ``auto``/None: this rank's CUDA device if any, else CPU.
         split: ``"all"``, ``"train"`` or ``"test"`` cases of the cohort.
         autocast: ``None``, ``"bf16"`` or ``"fp16"`` (entropy stays float32).
         seed: seed of ``random:`` weights.
         overwrite: write into a folder that holds other files (only this command's files are replaced).
-        progress: ``progress(done, total)`` after each batch.
-    """
-    from attndilute.data import discover, resolve_data
-    from attndilute.instrument.dataset import stage_table
-    from attndilute.models import check_crop
-    from attndilute.store.sources import resolve_model
+        workers: processes that preprocess (and cache) the next batches while the model runs.
+        progress: ``progress(done, total)`` after each batch (rank 0).
+        announce: called (rank 0) with each line of the resolved settings before any work.
 
-    t0 = time.perf_counter()
+    Returns:
+        The run on rank 0; None on the other ranks.
+    """
+    from attndilute.training import distributed
+
+    dtypes = _check_options(heads, windows, batch_size, autocast, workers)
+    ctx = distributed.setup(device)
+    try:
+        setup = _resolve(model, data, crop, split, seed, ctx.device)
+        if announce is not None and ctx.main:
+            for line in setup.lines(heads=heads, windows=windows, world=ctx.world):
+                announce(line)
+        with contextlib.ExitStack() as stack:
+            claim = _claim_on_rank0(stack, out, overwrite, setup, ctx)
+            return _measure_cohort(setup, claim, ctx, heads=heads, windows=windows, batch_size=batch_size,
+                                   autocast=autocast, dtype=dtypes[autocast], workers=workers,
+                                   progress=progress)
+    finally:
+        distributed.teardown(ctx)
+
+
+_AUTOCAST = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _check_options(heads, windows, batch_size, autocast, workers) -> dict:
     if heads not in ("per-head", "mean-attention"):
         raise AttnDiluteError(f"--heads must be per-head or mean-attention, got {heads!r}")
     if windows not in ("pooled", "mean"):
         raise AttnDiluteError(f"--windows must be pooled or mean, got {windows!r}")
     if batch_size < 1:
         raise AttnDiluteError(f"--batch-size must be >= 1, got {batch_size}")
-    dtypes = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if autocast not in dtypes:
+    if workers < 0:
+        raise AttnDiluteError(f"--workers must be >= 0, got {workers}")
+    if autocast not in _AUTOCAST:
         raise AttnDiluteError(f"--autocast must be bf16 or fp16, got {autocast!r}")
-    device = check_device(device)
+    return _AUTOCAST
+
+
+@dataclass
+class _Setup:
+    """What an ``adi`` run resolved before measuring: model, crop, spacing, device, cohort."""
+
+    model: str
+    source: object  # attndilute.store.sources.ModelSource
+    net: torch.nn.Module
+    crop: tuple[int, ...]
+    spacing: tuple[float, ...]
+    in_channels: int
+    device: torch.device
+    root: Path
+    cases: list
+    defaulted: list[str]
+
+    def lines(self, *, heads: str, windows: str, world: int) -> list[str]:
+        """The resolved settings, one line, then one ``warning:`` line per defaulted value."""
+        family = self.source.meta.get("family") or type(self.net).__name__
+        head = (f"adi: model {self.model} ({family}), crop {'x'.join(map(str, self.crop))}, spacing "
+                f"{'x'.join(f'{s:g}' for s in self.spacing)} mm, device {self.device}"
+                + (f" on each of {world} ranks" if world > 1 else "")
+                + f", {len(self.cases)} scans from {self.root}, heads {heads}, windows {windows}")
+        return [head] + [f"warning: {note}" for note in self.defaulted]
+
+
+def _resolve(model, data, crop, split, seed, device) -> _Setup:
+    from attndilute.data import discover, resolve_data
+    from attndilute.models import check_crop
+    from attndilute.store.sources import resolve_model
+
     source = resolve_model(model, seed=seed)
     meta = source.meta
-    crop = tuple(int(c) for c in (crop or meta.get("crop") or ()))
+    defaulted = []
+    if crop is None:
+        crop = meta.get("crop") or ()
+        defaulted.append(f"--crop not given: using the checkpoint's {'x'.join(map(str, crop))}"
+                         if crop else "")
+    crop = tuple(int(c) for c in crop)
     if len(crop) != 3:
         raise AttnDiluteError(f"{model}: the checkpoint records no crop", hint="pass --crop X Y Z")
     if hasattr(source.model, "crop_divisor"):
         check_crop(source.model, crop)
+    if "spacing" not in meta:
+        defaulted.append("the checkpoint records no spacing: resampling to 1x1x1 mm")
     spacing = tuple(float(s) for s in meta.get("spacing", (1.0, 1.0, 1.0)))
     in_channels = int(meta.get("kwargs", {}).get("in_channels", 1))
     net = source.model.to(device).eval()
-
     root = resolve_data(data)
     cases = discover(root, split=split)
-    key = {
-        "model": source.model_hash,
-        "data": str(root.resolve()),
-        "cases": [c.name for c in cases],
-        "crop": list(crop),
-        "spacing": list(spacing),
+    return _Setup(str(model), source, net, crop, spacing, in_channels, device, root, cases,
+                  [d for d in defaulted if d])
+
+
+def _claim_on_rank0(stack, out, overwrite, setup: _Setup, ctx):
+    """Rank 0 claims ``out`` (every rank learns whether it could); the claim, or None elsewhere."""
+    from attndilute.training import distributed
+
+    refused, claim = None, None
+    if ctx.main:
+        model_file = [setup.model] if Path(setup.model).is_file() else []
+        try:
+            claim = stack.enter_context(claim_folder(out, "adi", overwrite=overwrite, cohorts=[setup.root],
+                                                     files=model_file))
+        except AttnDiluteError as err:
+            refused = err
+    if not distributed.broadcast_flag(refused is None, ctx):
+        raise refused or AttnDiluteError("rank 0 could not claim the output folder", path=out)
+    return claim
+
+
+def _run_key(setup: _Setup, heads, windows, autocast) -> dict:
+    return {
+        "model": setup.source.model_hash,
+        "data": str(setup.root.resolve()),
+        "cases": [c.name for c in setup.cases],
+        "crop": list(setup.crop),
+        "spacing": list(setup.spacing),
         "heads": heads,
         "windows": windows,
         "autocast": autocast or "none",
     }
-    model_file = [model] if Path(str(model)).is_file() else []
-    with claim_folder(out, "adi", overwrite=overwrite, cohorts=[root], files=model_file) as claim:
-        parts = Parts(claim.path / PARTS, key)
-        done = set(parts.scans)
-        todo = [c for c in cases if c.name not in done]
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            images, real, pfs = _load_batch(batch, crop, spacing, in_channels)
-            ds = measure_batch(net, images.to(device), real.to(device), [c.name for c in batch], pfs,
-                               heads=heads, windows=windows, autocast=dtypes[autocast])
-            ds.attrs.update(run_key=json.dumps(key), model=str(model), crop=list(crop), spacing=list(spacing),
+
+
+def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, autocast, dtype, workers,
+                    progress) -> ADIRun | None:
+    """Measure the scans rank 0 lacks, batch by batch over the ranks; rank 0 commits and writes."""
+    from attndilute.instrument.dataset import stage_table
+    from attndilute.training import distributed
+
+    t0 = time.perf_counter()
+    key = _run_key(setup, heads, windows, autocast)
+    parts = Parts(claim.path / PARTS, key) if ctx.main else None
+    done = distributed.broadcast_object(sorted(parts.scans) if ctx.main else None, ctx)
+    todo = [c for c in setup.cases if c.name not in set(done)]
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    mine = batches[ctx.rank :: ctx.world]
+    steps = -(-len(batches) // ctx.world)
+    loader = iter(batch_loader(mine, setup.crop, setup.spacing, setup.in_channels, workers))
+    forward = 0.0
+    for step in range(steps):
+        ds = None
+        if step < len(mine):
+            names, images, real, pfs = next(loader)
+            t = time.perf_counter()
+            ds = measure_batch(setup.net, images.to(setup.device), real.to(setup.device), names, pfs,
+                               heads=heads, windows=windows, autocast=dtype)
+            forward += time.perf_counter() - t
+            ds.attrs.update(run_key=json.dumps(key), model=setup.model, crop=list(setup.crop),
+                            spacing=list(setup.spacing),
                             padding_fraction_definition="Eq. 4: max(1 - L/C, 0), L the axial extent after "
                                                         "resampling, C the crop along Z")
-            parts.commit(ds)
-            if progress is not None:
-                progress(len(done) + start + len(batch), len(cases))
-        ds = parts.combine([c.name for c in cases])
-        stages = stage_table(ds)
-        files = _write_outputs(ds, stages, claim.path, title=Path(str(model)).stem)
-        parts.clear()
+        for part in distributed.gather_objects(ds, ctx):  # rank 0: every rank's batch, in rank order
+            if part is not None:
+                parts.commit(part)
+        if ctx.main and progress is not None:
+            progress(len(done) + sum(len(b) for b in batches[: min(len(batches), (step + 1) * ctx.world)]),
+                     len(setup.cases))
+    if not ctx.main:
+        return None
+    ds = parts.combine([c.name for c in setup.cases])
+    stages = stage_table(ds)
+    files = _write_outputs(ds, stages, claim.path, title=model_label(setup.model))
+    parts.clear()
     deepest, rho, p = deepest_spearman(stages)
     return ADIRun(ds, stages, stage_summary(stages), (rho, p), files, resumed=len(done),
-                  seconds=time.perf_counter() - t0)
+                  seconds=time.perf_counter() - t0, forward_seconds=forward)
 
 
 def measure_batch(net, images, real, names, pfs, *, heads, windows="pooled", autocast=None):

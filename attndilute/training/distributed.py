@@ -99,3 +99,21 @@ def broadcast_flag(flag: bool, ctx: Dist) -> bool:
     buf = torch.tensor([1.0 if flag else 0.0], device=ctx.device if ctx.device.type == "cuda" else "cpu")
     dist.broadcast(buf, src=0)
     return bool(buf.item() > 0.5)
+
+
+def broadcast_object(obj, ctx: Dist):
+    """Rank 0's picklable ``obj`` on every rank (identity on one process)."""
+    if ctx.world <= 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj, ctx: Dist) -> list:
+    """On rank 0 the list of every rank's ``obj`` in rank order; ``[]`` on the other ranks."""
+    if ctx.world <= 1:
+        return [obj]
+    out = [None] * ctx.world if ctx.main else None
+    dist.gather_object(obj, out, dst=0)
+    return out if ctx.main else []
