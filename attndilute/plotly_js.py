@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from attndilute._io import atomic_path
@@ -57,18 +58,25 @@ def plotlyjs_option(page: str | Path) -> str | bool:
     return True if bundle is None else script_src(page, bundle)
 
 
-def share_plotly_js(root: str | Path) -> list[Path]:
-    """Make every page under ``root`` that embeds plotly.js inline load ``root/plotly.min.js``.
+def share_plotly_js(root: str | Path, within: Sequence[str | Path] | None = None) -> list[Path]:
+    """Make pages under ``root`` that embed plotly.js inline load ``root/plotly.min.js``.
 
     A page is rewritten (atomically) only when it holds exactly the installed plotly's bundle, so
     a page of another plotly version, or any other HTML, is left alone.
+
+    Args:
+        root: the folder of the shared bundle.
+        within: only pages that are, or lie under, these paths (the files and folders the caller
+            wrote); default every page under ``root``.
 
     Returns:
         the pages rewritten.
     """
     root = Path(root)
     bundle = _bundle()
-    pages = [p for p in sorted(root.rglob("*.html")) if p.is_file()]
+    tops = [root] if within is None else [Path(w) for w in within]
+    found = {p for top in tops if top.exists() for p in ([top] if top.is_file() else top.rglob("*.html"))}
+    pages = sorted(p for p in found if p.is_file() and p.suffix == ".html")
     shared = None
     done = []
     for page in pages:

@@ -116,3 +116,24 @@ def test_windows_mean_on_the_command_line(cli, tiny_cohort, tmp_path):
     assert "Eq. 4" in ds.attrs["padding_fraction_definition"]
     code, _, err = cli("adi", "--model", ckpt, "--data", data, "--out", tmp_path / "x", "--windows", "max")
     assert code == 2 and "--windows" in err
+
+
+def test_adi_on_a_plain_monai_state_dict_says_what_it_resolved(cli, cohort, tmp_path):
+    """The README's first step: a MONAI SwinUNETR state_dict, no flags but --crop; the command
+    prints family, crop, spacing and device, and warns that the spacing is a default."""
+    import torch
+    from monai.networks.nets import SwinUNETR
+
+    torch.manual_seed(0)
+    weights = tmp_path / "my_swinunetr.pt"
+    torch.save(SwinUNETR(in_channels=1, out_channels=2, feature_size=12).state_dict(), weights)
+    data, _ = cohort
+    code, stdout, err = cli("adi", "--model", weights, "--data", data, "--out", tmp_path / "o",
+                            "--crop", "64", "64", "64", "--device", "cpu")
+    assert code == 0, err
+    first = stdout.splitlines()[0]
+    assert "(swin_unetr)" in first and "crop 64x64x64" in first and "spacing 1x1x1 mm" in first
+    assert "device cpu" in first and "5 scans" in first
+    assert "warning: the weights record no training spacing" in stdout
+    assert "now spelled" not in err  # the family identifier is not an old spelling
+    assert (tmp_path / "o" / "adi.zarr").is_dir()

@@ -51,3 +51,14 @@ def test_plotlyjs_option_is_a_relative_src(tmp_path):
 
     assert plotlyjs_option(tmp_path / "report.html") == "plotly.min.js"
     assert (tmp_path / "plotly.min.js").is_file()
+
+
+def test_share_leaves_pages_outside_the_given_paths_alone(tmp_path):
+    """The demo passes its own entries: a user's page elsewhere in D is not rewritten."""
+    from attndilute.plotly_js import share_plotly_js
+
+    ours = _page(tmp_path / "adi" / "base" / "adi.html")
+    user = _page(tmp_path / "mine" / "notes.html")
+    before = user.read_bytes()
+    assert share_plotly_js(tmp_path, within=[tmp_path / "adi" / "base", tmp_path / "report.html"]) == [ours]
+    assert user.read_bytes() == before

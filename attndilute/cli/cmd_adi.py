@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
                 overwrite=overwrite,
                 workers=workers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-                announce=Console(highlight=False).print,
+                announce=typer.echo,
             )
         if run is None:  # a torchrun rank other than 0: rank 0 reports
             return

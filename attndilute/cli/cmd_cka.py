@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
         with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
             task = bar.add_task("capture", total=None)
             run = run_cka(model_a, model_b, out=out, data=data, config=config, overwrite=overwrite,
-                          device=device, announce=Console(highlight=False).print,
+                          device=device, announce=typer.echo,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
         if run is None:  # a torchrun rank other than 0: rank 0 reports
             return

@@ -49,12 +49,13 @@ def list_models() -> list[str]:
 
 def canonical_name(name: str) -> str:
     """Model names are spelled with hyphens (``swin-unetr``); an underscore spelling of a
-    registered name (``swin_unetr``) is still accepted, with a one-line note on stderr."""
+    registered name (``swin_tiny``) is still accepted, with a one-line note on stderr. A family
+    identifier (``swin_unetr``, what checkpoints record as ``family``) maps to its preset silently."""
     if name in _PRESETS:
         return name
     hyphens = name.replace("_", "-")
     if hyphens in _PRESETS:
-        if name not in _NOTED:
+        if name not in _NOTED and name not in {p.family for p in _PRESETS.values()}:
             _NOTED.add(name)
             print(f"note: model name {name!r} is now spelled {hyphens!r}", file=sys.stderr)
         return hyphens

@@ -160,7 +160,7 @@ def run_adi(
     """
     from attndilute.training import distributed
 
-    dtypes = _check_options(heads, windows, batch_size, autocast, workers)
+    _check_options(heads, windows, batch_size, autocast, workers)
     ctx = distributed.setup(device)
     try:
         setup = _resolve(model, data, crop, split, seed, ctx.device)
@@ -170,7 +170,7 @@ def run_adi(
         with contextlib.ExitStack() as stack:
             claim = _claim_on_rank0(stack, out, overwrite, setup, ctx)
             return _measure_cohort(setup, claim, ctx, heads=heads, windows=windows, batch_size=batch_size,
-                                   autocast=autocast, dtype=dtypes[autocast], workers=workers,
+                                   autocast=autocast, dtype=_AUTOCAST[autocast], workers=workers,
                                    progress=progress)
     finally:
         distributed.teardown(ctx)
@@ -179,7 +179,7 @@ def run_adi(
 _AUTOCAST = {None: None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _check_options(heads, windows, batch_size, autocast, workers) -> dict:
+def _check_options(heads, windows, batch_size, autocast, workers) -> None:
     if heads not in ("per-head", "mean-attention"):
         raise AttnDiluteError(f"--heads must be per-head or mean-attention, got {heads!r}")
     if windows not in ("pooled", "mean"):
@@ -190,7 +190,6 @@ def _check_options(heads, windows, batch_size, autocast, workers) -> dict:
         raise AttnDiluteError(f"--workers must be >= 0, got {workers}")
     if autocast not in _AUTOCAST:
         raise AttnDiluteError(f"--autocast must be bf16 or fp16, got {autocast!r}")
-    return _AUTOCAST
 
 
 @dataclass
@@ -225,25 +224,28 @@ def _resolve(model, data, crop, split, seed, device) -> _Setup:
 
     source = resolve_model(model, seed=seed)
     meta = source.meta
+    imported = "imported_from" in meta  # foreign weights: crop and spacing are the family's defaults
+    recorded = "the family default" if imported else "the checkpoint's"
     defaulted = []
     if crop is None:
         crop = meta.get("crop") or ()
-        defaulted.append(f"--crop not given: using the checkpoint's {'x'.join(map(str, crop))}"
-                         if crop else "")
+        if crop:
+            defaulted.append(f"--crop not given: using {recorded} {'x'.join(map(str, crop))}")
     crop = tuple(int(c) for c in crop)
     if len(crop) != 3:
         raise AttnDiluteError(f"{model}: the checkpoint records no crop", hint="pass --crop X Y Z")
     if hasattr(source.model, "crop_divisor"):
         check_crop(source.model, crop)
-    if "spacing" not in meta:
-        defaulted.append("the checkpoint records no spacing: resampling to 1x1x1 mm")
     spacing = tuple(float(s) for s in meta.get("spacing", (1.0, 1.0, 1.0)))
+    if imported or "spacing" not in meta:
+        size = "x".join(f"{v:g}" for v in spacing)
+        defaulted.append(f"the weights record no training spacing: resampling to {size} mm "
+                         "(the spacing the model was trained at gives comparable ADI)")
     in_channels = int(meta.get("kwargs", {}).get("in_channels", 1))
     net = source.model.to(device).eval()
     root = resolve_data(data)
     cases = discover(root, split=split)
-    return _Setup(str(model), source, net, crop, spacing, in_channels, device, root, cases,
-                  [d for d in defaulted if d])
+    return _Setup(str(model), source, net, crop, spacing, in_channels, device, root, cases, defaulted)
 
 
 def _claim_on_rank0(stack, out, overwrite, setup: _Setup, ctx):
@@ -308,8 +310,7 @@ def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, au
             if part is not None:
                 parts.commit(part)
         if ctx.main and progress is not None:
-            progress(len(done) + sum(len(b) for b in batches[: min(len(batches), (step + 1) * ctx.world)]),
-                     len(setup.cases))
+            progress(len(done) + sum(map(len, batches[: (step + 1) * ctx.world])), len(setup.cases))
     if not ctx.main:
         return None
     ds = parts.combine([c.name for c in setup.cases])

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attndilute._io import claim_folder, remove
+from attndilute._io import claim_folder, remove, write_json
 from attndilute.errors import AttnDiluteError
 
 
@@ -196,7 +196,7 @@ def run_demo(
 
         t0 = time.perf_counter()
         build_report(d, d / "report.html")
-        share_plotly_js(d)  # one plotly.min.js for report.html and every figure page under D
+        share_plotly_js(d, within=[d / name for name in ENTRIES])  # one plotly.min.js for the demo's pages
         step("report", t0)
     result.seconds["total"] = time.perf_counter() - t_all
     return result
@@ -227,14 +227,9 @@ def compact_run(run: Path, *, half: bool) -> None:
 
 def write_record(d: Path, cfg: DemoConfig) -> Path:
     """``D/demo.json``: the demo's variant, cases, epochs and seed, read by the report's banner."""
-    import json
-
-    from attndilute._io import atomic_path
-
     record = {"command": "demo", "variant": cfg.variant, "n_cases": cfg.n_cases, "seed": cfg.seed,
               "epochs": {"base": cfg.base_epochs, "act": cfg.act_epochs}}
-    with atomic_path(d / "demo.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    write_json(d / "demo.json", record)
     return d / "demo.json"
 
 
