@@ -35,14 +35,11 @@ CASES = ("swinunetr", "smit", "vit", "cohort")
 
 def _import_timm():
     """``import timm``, with the repository's torchvision stand-in where torchvision does not import."""
-    import importlib.util
+    import runpy
 
     stub = Path(__file__).resolve().parents[1] / "tests" / "torchvision_stub.py"
     if stub.exists():
-        spec = importlib.util.spec_from_file_location("torchvision_stub", stub)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.install()
+        runpy.run_path(str(stub))["install"]()  # a no-op where a working torchvision imports
     import timm
 
     return timm
@@ -56,7 +53,7 @@ def _build(case: str):
 
     torch.manual_seed(0)
     if case == "swinunetr":
-        model = models.build("swin_unetr", feature_size=48, window_size=7, use_flash_attention=False)
+        model = models.build("swin-unetr", feature_size=48, window_size=7, use_flash_attention=False)
         size, pad = (64, 64, 64), 24
     elif case == "smit":
         model = models.build("smit-paper")
@@ -153,32 +150,14 @@ def cohort(threads: int) -> dict:
     """``attndilute adi`` on the 40-case phantom: total time over time inside the forwards."""
     import torch
 
-    from attndilute.study import adi as study_adi
+    from attndilute.study.adi import run_adi
 
     torch.set_num_threads(threads)
-    inside = []
-    measure = study_adi.measure_batch
-
-    def timed(*args, **kwargs):
-        t = time.perf_counter()
-        out = measure(*args, **kwargs)
-        inside.append(time.perf_counter() - t)
-        return out
-
-    study_adi.measure_batch = timed
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        run = study_adi.run_adi("random:swin-paper", out=Path(tmp) / "adi", batch_size=1)
-        total = time.perf_counter() - t
+        run = run_adi("random:swin-paper", out=Path(tmp) / "adi", batch_size=1)
     scans = len(run.dataset["scan"])
-    return {
-        "case": "cohort",
-        "scans": scans,
-        "total_s": total,
-        "forward_s": sum(inside),
-        "ratio": total / sum(inside),
-        "s_per_scan": total / scans,
-    }
+    return {"case": "cohort", "scans": scans, "total_s": run.seconds, "forward_s": run.forward_seconds,
+            "ratio": run.seconds / run.forward_seconds, "s_per_scan": run.seconds / scans}
 
 
 def main() -> None:

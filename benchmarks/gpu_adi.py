@@ -90,24 +90,11 @@ def cohort(n: int, preset: str, device, autocast: str | None, crop=None) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         write_phantom(data, n=n, seed=0, profile="small")
-        t = time.perf_counter()
-        run = run_adi(
-            f"random:{preset}",
-            out=Path(tmp) / "adi",
-            data=data,
-            device=str(device),
-            autocast=autocast,
-            batch_size=2,
-            crop=crop,
-        )
-        total = time.perf_counter() - t
+        run = run_adi(f"random:{preset}", out=Path(tmp) / "adi", data=data, device=str(device),
+                      autocast=autocast, batch_size=2, crop=crop)
     scans = len(run.dataset["scan"])
-    return {
-        "cohort_scans": scans,
-        "cohort_s": total,
-        "s_per_scan": total / scans,
-        "forward_share": run.forward_seconds / total,
-    }
+    return {"cohort_scans": scans, "cohort_s": run.seconds, "s_per_scan": run.seconds / scans,
+            "forward_share": run.forward_seconds / run.seconds}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         if not torch.cuda.is_available():
             raise SystemExit("gpu_adi.py: no CUDA device here (use --smoke on CPU)")
         device, dtype, autocast, repeats = torch.device("cuda"), torch.bfloat16, "bf16", args.repeats
-        model = models.build("swin_unetr", feature_size=48, window_size=7).to(device).eval()
+        model = models.build("swin-unetr", feature_size=48, window_size=7).to(device).eval()
         sizes, n, preset, crop = SIZES, args.cohort, "swin-paper", None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"# gpu_adi on {name}, {'bf16' if dtype else 'float32'}, median of {repeats} interleaved repeats")

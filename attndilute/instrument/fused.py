@@ -54,7 +54,7 @@ def chunked_attention(
         raise ValueError(f"measured fused attention takes (G, heads, N, d) inputs, got {tuple(query.shape)}")
     g, heads, nq, d = query.shape
     nk = key.shape[-2]
-    if key.shape[1] != heads and (enable_gqa or heads % key.shape[1] == 0):  # grouped-query attention
+    if enable_gqa and key.shape[1] != heads:  # grouped-query attention, as the kernel does
         key = key.repeat_interleave(heads // key.shape[1], 1)
         value = value.repeat_interleave(heads // value.shape[1], 1)
     scale = 1.0 / math.sqrt(d) if scale is None else scale

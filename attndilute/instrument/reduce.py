@@ -119,7 +119,20 @@ def _uniform_groups(query_sources: torch.Tensor, key_sources: torch.Tensor) -> l
 
 
 def _runs(uniform: list[bool], step: int) -> list[tuple[slice, bool]]:
-    """Contiguous chunks of at most ``step`` groups, each wholly uniform or wholly mixed."""
+    """Contiguous chunks of at most ``step`` groups, each wholly uniform or wholly mixed.
+
+    A uniform run shorter than a quarter chunk is treated as mixed (the general form is exact for
+    it too): with small windows (SMIT's 64 tokens) uniform and mixed windows alternate every few
+    groups, and many tiny chunks cost more in per-call overhead than the uniform form saves.
+    """
+    shortest = max(1, step // 4)
+    uniform = list(uniform)
+    start = 0
+    for i in range(1, len(uniform) + 1):
+        if i == len(uniform) or uniform[i] != uniform[start]:
+            if uniform[start] and i - start < shortest:
+                uniform[start:i] = [False] * (i - start)
+            start = i
     out, start = [], 0
     for i in range(1, len(uniform) + 1):
         if i == len(uniform) or uniform[i] != uniform[start] or i - start == step:
