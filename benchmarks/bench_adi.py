@@ -133,17 +133,15 @@ def side_by_side(case: str, repeats: int, threads: int) -> dict:
         proc.stdin.write("quit\n")
         proc.stdin.close()
         proc.wait()
+    return ratio_row(times, rss, case=case, repeats=repeats)
+
+
+def ratio_row(times: dict[str, list[float]], memory: dict[str, float], **label) -> dict:
+    """One table row: median seconds and peak MB of ``plain`` and ``adi``, and their ratios."""
     sec = {mode: statistics.median(v) for mode, v in times.items()}
-    return {
-        "case": case,
-        "plain_s": sec["plain"],
-        "adi_s": sec["adi"],
-        "time_ratio": sec["adi"] / sec["plain"],
-        "plain_mb": rss["plain"],
-        "adi_mb": rss["adi"],
-        "memory_ratio": rss["adi"] / rss["plain"],
-        "repeats": repeats,
-    }
+    return {**label, "plain_s": sec["plain"], "adi_s": sec["adi"], "time_ratio": sec["adi"] / sec["plain"],
+            "plain_mb": memory["plain"], "adi_mb": memory["adi"],
+            "memory_ratio": memory["adi"] / memory["plain"]}
 
 
 def cohort(threads: int) -> dict:

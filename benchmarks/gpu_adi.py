@@ -3,7 +3,8 @@
 For MONAI SwinUNETR feature 48 at 96^3, 128x128x64 and 128^3 (the last quarter of the slices
 padding), the plain forward and ``measure_adi`` run alternately (A B B A ...) under
 ``torch.autocast(bfloat16)``; time is the median over ``--repeats`` (CUDA-synchronised), memory
-the peak allocated by each (``torch.cuda.max_memory_allocated``, reset before each run). Then
+the peak allocated by each (``torch.cuda.max_memory_allocated``, reset before each run; the
+CPU smoke mode reports the process's peak RSS, which only grows, so its memory ratio means little). Then
 ``attndilute adi`` runs on a phantom cohort of ``--cohort`` scans (247 by default, the size of
 the seed's cohort) and reports seconds per scan.
 
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_adi import ratio_row  # noqa: E402 - the sibling benchmark's row builder
 
 SIZES = {"96^3": (96, 96, 96), "128x128x64": (128, 128, 64), "128^3": (128, 128, 128)}
 
@@ -70,16 +74,7 @@ def side_by_side(model, size, device, dtype, repeats: int) -> dict:
             if r:
                 times[name].append(time.perf_counter() - t)
             peaks[name] = max(peaks.get(name, 0.0), _peak(device))
-    sec = {k: statistics.median(v) for k, v in times.items()}
-    return {
-        "size": "x".join(map(str, size)),
-        "plain_s": sec["plain"],
-        "adi_s": sec["adi"],
-        "time_ratio": sec["adi"] / sec["plain"],
-        "plain_mb": peaks["plain"],
-        "adi_mb": peaks["adi"],
-        "memory_ratio": peaks["adi"] / peaks["plain"],
-    }
+    return ratio_row(times, peaks, size="x".join(map(str, size)))
 
 
 def cohort(n: int, preset: str, device, autocast: str | None, crop=None) -> dict:
