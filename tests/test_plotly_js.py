@@ -17,9 +17,7 @@ def _page(path, include=True):
 
 
 def test_share_rewrites_inline_pages_to_one_copy(tmp_path):
-    from plotly.offline import get_plotlyjs
-
-    from attndilute.plotly_js import share_plotly_js
+    from attndilute.plotly_js import CARTESIAN_JS, share_plotly_js
 
     a = _page(tmp_path / "adi" / "base" / "adi.html")
     b = _page(tmp_path / "fig.html")
@@ -27,7 +25,7 @@ def test_share_rewrites_inline_pages_to_one_copy(tmp_path):
     before = other.read_bytes()
     assert a.stat().st_size > 1_000_000
     assert share_plotly_js(tmp_path) == [a, b]
-    assert (tmp_path / "plotly.min.js").read_text() == get_plotlyjs()
+    assert (tmp_path / "plotly.min.js").read_bytes() == CARTESIAN_JS.read_bytes()  # scatter only
     assert '<script charset="utf-8" src="../../plotly.min.js"></script>' in a.read_text()
     assert '<script charset="utf-8" src="plotly.min.js"></script>' in b.read_text()
     assert a.stat().st_size < 20_000 and "Plotly.newPlot(" in a.read_text()
@@ -62,3 +60,67 @@ def test_share_leaves_pages_outside_the_given_paths_alone(tmp_path):
     before = user.read_bytes()
     assert share_plotly_js(tmp_path, within=[tmp_path / "adi" / "base", tmp_path / "report.html"]) == [ours]
     assert user.read_bytes() == before
+
+
+def test_a_page_of_other_trace_types_gets_the_full_bundle(tmp_path):
+    """A 3-D trace is not in the cartesian bundle: the shared file is plotly's full one."""
+    import plotly.graph_objects as go
+    from plotly.offline import get_plotlyjs
+
+    from attndilute.plotly_js import share_plotly_js
+
+    flat = _page(tmp_path / "flat.html")
+    deep = tmp_path / "deep.html"
+    go.Figure(go.Scatter3d(x=[0], y=[0], z=[0])).write_html(str(deep), include_plotlyjs=True)
+    assert share_plotly_js(tmp_path) == [deep, flat]
+    assert (tmp_path / "plotly.min.js").read_text() == get_plotlyjs()
+
+
+def test_a_folder_with_the_cartesian_bundle_keeps_3d_pages_inline(tmp_path):
+    import plotly.graph_objects as go
+
+    from attndilute.plotly_js import CARTESIAN_JS, plotlyjs_option, share_plotly_js
+
+    assert plotlyjs_option(tmp_path / "report.html", {"heatmap", "box"}) == "plotly.min.js"
+    assert (tmp_path / "plotly.min.js").read_bytes() == CARTESIAN_JS.read_bytes()
+    assert plotlyjs_option(tmp_path / "other.html", {"surface"}) is True  # inline, file untouched
+    deep = tmp_path / "deep.html"
+    go.Figure(go.Scatter3d(x=[0], y=[0], z=[0])).write_html(str(deep), include_plotlyjs=True)
+    assert share_plotly_js(tmp_path) == []
+    assert (tmp_path / "plotly.min.js").read_bytes() == CARTESIAN_JS.read_bytes()
+
+
+def test_another_plotly_major_version_falls_back_to_the_full_bundle(tmp_path, monkeypatch):
+    from plotly.offline import get_plotlyjs
+
+    from attndilute import plotly_js
+
+    plotly_js._cartesian.cache_clear()
+    monkeypatch.setattr(plotly_js, "_full", lambda: "/**\n* plotly.js v99.0.0\n*/\n" + get_plotlyjs())
+    try:
+        assert plotly_js.folder_bundle({"scatter"}).startswith("/**\n* plotly.js v99.0.0")
+    finally:
+        plotly_js._cartesian.cache_clear()
+
+
+def test_the_vendored_bundle_matches_the_installed_plotly_major_version():
+    """If plotly.py moves to another plotly.js major version, refresh attndilute/assets from npm
+    (plotly.js-cartesian-dist-min of that version): until then every folder gets the 4.8 MB bundle."""
+    from attndilute.plotly_js import CARTESIAN_JS, folder_bundle
+
+    assert folder_bundle({"scatter", "bar", "box", "heatmap", "histogram", "pie"}) == CARTESIAN_JS.read_text()
+
+
+def test_every_trace_type_the_package_draws_is_in_the_cartesian_bundle():
+    """The package's figures (``go.<Trace>(...)``) must all be drawable by the shared bundle."""
+    import re
+    from pathlib import Path
+
+    import attndilute
+    from attndilute.plotly_js import CARTESIAN_TRACES
+
+    src = Path(attndilute.__file__).parent
+    pattern = re.compile(r"\bgo\.([A-Z][A-Za-z0-9]+)\(")
+    used = {m.lower() for f in src.rglob("*.py") for m in pattern.findall(f.read_text())}
+    traces = used - {"figure", "layout"}
+    assert traces and traces <= CARTESIAN_TRACES, traces - CARTESIAN_TRACES

@@ -468,11 +468,12 @@ def test_full_report_renders_every_section_offline(page):
     n_figures = sum(s[3] for s in result.sections)
     assert text.count("Plotly.newPlot(") == n_figures >= 12
     # plotly.js once, beside the page, loaded by a relative src: opens offline, no inline bundle
-    from plotly.offline import get_plotlyjs
+    from attndilute.plotly_js import folder_bundle
 
     assert re.findall(r'<script[^>]+src="([^"]+)"', text) == ["plotly.min.js"]
     assert not re.search(r"\* plotly\.js v\d", text)
-    assert (result.path.parent / "plotly.min.js").read_text() == get_plotlyjs()
+    bundle = (result.path.parent / "plotly.min.js").read_text()
+    assert bundle == folder_bundle() and "(cartesian - minified)" in bundle[:200]  # 1.5 MB, not 4.8
     assert not re.search(r"<link[^>]+href=", text)
     assert "Missing:" not in text
     # a comparison with init:A is drift from a random initialisation, and is said not to be Fig. 8

@@ -275,7 +275,7 @@ def write_report(
             their sections say what is missing.
     """
     from attndilute._io import atomic_path, claim_files
-    from attndilute.plotly_js import plotlyjs_option
+    from attndilute.plotly_js import plotlyjs_option, trace_types
     from attndilute.report.load import load_run
     from attndilute.report.sections import build_sections
 
@@ -284,8 +284,8 @@ def write_report(
     path = Path(out) if out is not None else run.root / "report.html"
     with claim_files([path], "report", overwrite=overwrite):
         sections = build_sections(run)
-        uses_plotly = any(s.n_figures for s in sections)
-        page = render_page(run, sections, plotlyjs_option(path) if uses_plotly else False)
+        figures = [b.figure for s in sections for b in s.blocks if isinstance(b, Figure)]
+        page = render_page(run, sections, plotlyjs_option(path, trace_types(figures)) if figures else False)
         with atomic_path(path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     summary = tuple((s.key, s.title, s.status, s.n_figures) for s in sections)

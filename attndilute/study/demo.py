@@ -31,7 +31,7 @@ from attndilute.errors import AttnDiluteError
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo; ``FAST`` is the pipeline check (12 cases, 1 epoch; about 8 min on 2 cores)."""
+    """Sizes of the demo; ``FAST`` is the pipeline check (12 cases, 1 epoch; about 2 min on 2 cores)."""
 
     n_cases: int = 24
     base_epochs: int | None = None  # None: the training preset's default
