@@ -50,7 +50,7 @@ def train_settings(
 ) -> Resolved:
     """The settings of ``attndilute train`` (preset default: ``tiny``, :data:`DEFAULT_PRESET`)."""
     from attndilute.models.registry import get_preset
-    from attndilute.training.presets import resolve_config
+    from attndilute.training.train_presets import resolve_config
 
     defaulted = []
     if preset is None:

@@ -155,7 +155,7 @@ def layouts(model_name: str, crop, *, reps: int, device, batch=2):
 
 def main() -> None:
     from attndilute.data import write_phantom
-    from attndilute.training.presets import resolve_config
+    from attndilute.training.train_presets import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6, help="steps per round and loop")

@@ -30,7 +30,7 @@ from bench_train import act_vs_cubic, pipeline_vs_random  # noqa: E402
 
 def main() -> None:
     from attndilute.data import write_phantom
-    from attndilute.training.presets import resolve_config
+    from attndilute.training.train_presets import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from attndilute.errors import AttnDiluteError
-from attndilute.models import PRESETS, build, load, load_weights, read_checkpoint, save
+from attndilute.models import MODEL_PRESETS, build, load, load_weights, read_checkpoint, save
 
 TINY = ["smit-tiny", "swin-tiny"]
 X = (1, 1, 32, 32, 64)
@@ -433,7 +433,7 @@ def test_valid_metadata_with_optional_entries_left_out_loads(refs, tmp_path):
     )
     again = load(path)
     assert refs["smit-tiny"].same_outputs(again)
-    assert again.attndilute_meta["crop"] == PRESETS["smit"].crop  # the family default
+    assert again.attndilute_meta["crop"] == MODEL_PRESETS["smit"].crop  # the family default
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from attndilute import models
 from attndilute.data import preprocessing_meta
 from attndilute.errors import AttnDiluteError
 from attndilute.training import REPRODUCIBLE_COLUMNS, predict, read_metrics, train
-from attndilute.training.presets import resolve_config
+from attndilute.training.train_presets import resolve_config
 
 SMALL = dict(
     crop=(64, 32, 32), spacing=(4.0, 4.0, 4.0), crops_per_epoch=2, val_every=2, warmup=0.4, tta=False,

@@ -12,7 +12,7 @@ from attndilute.data import Volume
 from attndilute.errors import AttnDiluteError
 from attndilute.training.inference import sliding_window_probs
 from attndilute.training.pipeline import CropDataset, pad_to_crop
-from attndilute.training.presets import resolve_config
+from attndilute.training.train_presets import resolve_config
 
 
 def _volume(shape=(40, 36, 12), seed=0) -> Volume:

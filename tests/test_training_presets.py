@@ -10,13 +10,13 @@ import torch
 
 from attndilute.data import Case
 from attndilute.errors import AttnDiluteError
-from attndilute.training.presets import PRESETS, resolve_config
 from attndilute.training.schedule import set_length, warmup_cosine
 from attndilute.training.splits import split_cases
+from attndilute.training.train_presets import TRAIN_PRESETS, resolve_config
 
 
 def test_presets_encode_the_seed_configurations():
-    assert set(PRESETS) == {
+    assert set(TRAIN_PRESETS) == {
         "tiny",
         "tiny-act",
         "smit-base",
@@ -27,15 +27,16 @@ def test_presets_encode_the_seed_configurations():
         "swin-act",
         "swin-act-96",
     }
-    assert PRESETS["swin-act-96"].crop == (96, 96, 64) and PRESETS["swin-act-96"].tumor_aware
-    assert PRESETS["tiny"].crop == (64, 64, 64) and PRESETS["tiny-act"].crop == (64, 64, 32)
-    assert PRESETS["tiny"].model == PRESETS["tiny-act"].model == "smit-tiny"
-    assert PRESETS["tiny"].spacing == (2.0, 2.0, 2.0) and not PRESETS["tiny"].tumor_aware
-    assert PRESETS["tiny-act"].tumor_aware
+    assert TRAIN_PRESETS["swin-act-96"].crop == (96, 96, 64) and TRAIN_PRESETS["swin-act-96"].tumor_aware
+    assert TRAIN_PRESETS["tiny"].crop == (64, 64, 64) and TRAIN_PRESETS["tiny-act"].crop == (64, 64, 32)
+    assert TRAIN_PRESETS["tiny"].model == TRAIN_PRESETS["tiny-act"].model == "smit-tiny"
+    assert TRAIN_PRESETS["tiny"].spacing == (2.0, 2.0, 2.0) and not TRAIN_PRESETS["tiny"].tumor_aware
+    assert TRAIN_PRESETS["tiny-act"].tumor_aware
     for name in ("smit-act", "swin-act"):
-        assert PRESETS[name].crop == (128, 128, 64) and PRESETS[name].tumor_aware
-    assert PRESETS["smit-base"].crop == (128, 128, 128) and PRESETS["swin-base"].crop == (96, 96, 96)
-    seed = PRESETS["smit-ta"]
+        assert TRAIN_PRESETS[name].crop == (128, 128, 64) and TRAIN_PRESETS[name].tumor_aware
+    assert TRAIN_PRESETS["smit-base"].crop == (128, 128, 128)
+    assert TRAIN_PRESETS["swin-base"].crop == (96, 96, 96)
+    seed = TRAIN_PRESETS["smit-ta"]
     assert (seed.lr, seed.weight_decay, seed.epochs, seed.batch_size, seed.warmup) == (
         3e-4,
         1e-5,
@@ -46,7 +47,7 @@ def test_presets_encode_the_seed_configurations():
     assert (seed.ta_scale, seed.ta_shift, seed.ta_prob, seed.overlap) == ((0.5, 1.5), (-0.2, 0.2), 0.3, 0.5)
 
 
-@pytest.mark.parametrize("name", [n for n, c in PRESETS.items() if c.pretrained])
+@pytest.mark.parametrize("name", [n for n, c in TRAIN_PRESETS.items() if c.pretrained])
 def test_seed_presets_warm_up_for_50_epochs_also_as_scratch(name):
     """§2.5.1: 50 warmup epochs, for the 500-epoch fine-tuning and the 1000-epoch Scratch runs."""
     base = resolve_config(name)
@@ -91,7 +92,7 @@ def test_overrides_are_coerced_and_checked():
         "tiny", crop=["64", "64", "32"], lr="1e-4", tumor_aware="true", workers="1", epochs=None
     )
     assert c.crop == (64, 64, 32) and c.lr == 1e-4 and c.tumor_aware is True and c.workers == 1
-    assert c.epochs == PRESETS["tiny"].epochs
+    assert c.epochs == TRAIN_PRESETS["tiny"].epochs
     assert resolve_config("tiny", crops_per_epoch=0).crops_per_epoch is None
     assert resolve_config("tiny", dice_background="off").dice_background is False
     with pytest.raises(AttnDiluteError, match="expected true or false"):

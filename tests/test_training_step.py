@@ -9,8 +9,8 @@ from monai.losses import DiceCELoss
 from attndilute import models
 from attndilute.errors import AttnDiluteError
 from attndilute.training.precision import autocast, resolve_precision
-from attndilute.training.presets import resolve_config
 from attndilute.training.step import CHANNELS_LAST, make_step, to_device
+from attndilute.training.train_presets import resolve_config
 
 
 def test_precision_policy():

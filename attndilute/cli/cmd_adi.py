@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import progress
 
 
 def register(app: typer.Typer) -> None:
@@ -40,15 +41,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure ADI online and write adi.zarr, adi_stages.csv, adi.png and adi.html."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.table import Table
 
         from attndilute.study.adi import layout_padding_note, run_adi
 
-        console = Console(stderr=True)
-        columns = (TextColumn("adi"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("adi", total=None)
+        with progress("adi") as ticker:
             run = run_adi(
                 model,
                 out=out,
@@ -63,7 +60,7 @@ def register(app: typer.Typer) -> None:
                 seed=seed,
                 overwrite=overwrite,
                 workers=workers,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=ticker.count,
                 announce=typer.echo,
             )
         if run is None:  # a torchrun rank other than 0: rank 0 reports

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import progress
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Capture both models (or reuse their stores), minibatch CKA, heatmap, diagonal and HTML."""
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.table import Table
 
         from attndilute.store.cka_figures import diagonal_pairs
@@ -45,17 +45,14 @@ def register(app: typer.Typer) -> None:
 
         config = CKAConfig(crop=crop, batch_size=batch_size, epochs=epochs, seed=seed, layers=layers,
                            pool=None if pool == 0 else (pool, pool, pool), dtype=dtype, store_dir=store)
-        console = Console(stderr=True)
-        columns = (TextColumn("capturing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("capture", total=None)
+        with progress("capturing") as ticker:
             run = run_cka(model_a, model_b, out=out, data=data, config=config, overwrite=overwrite,
                           device=device, announce=typer.echo,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+                          progress=ticker.count)
         if run is None:  # a torchrun rank other than 0: rank 0 reports
             return
         for message in run.messages:
-            console.print(f"note: {message}")
+            Console(stderr=True).print(f"note: {message}")
         ds = run.dataset
         values = ds["cka"].values
         diag = [(label, float(values[i, j])) for i, j, label in diagonal_pairs(ds)]

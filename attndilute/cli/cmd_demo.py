@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
+from attndilute.cli.progress import progress
 
 #: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
 FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
@@ -28,7 +29,6 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
         from attndilute.resolved import describe
@@ -39,19 +39,10 @@ def register(app: typer.Typer) -> None:
             for line in describe("demo", resolved, name):
                 Console().print(line, markup=False, highlight=False)
         config = dataclasses.replace(FAST if fast else FULL, seed=seed)
-        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                   TimeElapsedColumn())  # fmt: skip
-        with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
-            task = bar.add_task("demo", total=len(STEPS))
-
-            def started(name: str, index: int) -> None:
-                bar.update(task, completed=index, description=f"demo: {name}")
-                if not console.is_terminal:  # a log file gets one line per step as it starts
-                    console.print(f"[{index + 1}/{len(STEPS)}] {name} ...", markup=False, highlight=False)
-
+        with progress("demo", total=len(STEPS), keep=True) as ticker:
             result = run_demo(out, config=config, log=lambda line: console.print(line, markup=False),
-                              overwrite=overwrite, on_start=started, device=device)  # fmt: skip
-            bar.update(task, completed=len(STEPS), description="demo: done")
+                              overwrite=overwrite, on_start=ticker.step, device=device)  # fmt: skip
+            ticker.done()
         table = Table(
             "config",
             "sDSC median [IQR]",

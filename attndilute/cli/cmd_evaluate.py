@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import progress
 
 
 def register(app: typer.Typer) -> None:
@@ -26,20 +27,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score predictions against reference labels on the labels' own grid (seed §2.8)."""
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn
         from rich.table import Table
 
         from attndilute.evaluation.cases import evaluate as run
         from attndilute.evaluation.cases import summary
 
-        console = Console(stderr=True)
-        columns = (SpinnerColumn(), TextColumn("{task.description}"))
-        with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-            task = bar.add_task("scoring", total=None)
+        with progress("scoring") as ticker:
             table = run(
                 pred, data, out=out, split=split, padstats=padstats, adi=adi, subtypes=subtypes,
                 tolerance_mm=tolerance, overwrite=overwrite,
-                progress=lambda name: bar.update(task, advance=1, description=f"scored {name}"),
+                progress=ticker.item,
             )  # fmt: skip
         view = Table(title=f"evaluate -> {out}")
         view.add_column("")

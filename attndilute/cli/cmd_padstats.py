@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import tracker
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
         from attndilute.data.padstats import describe, run_padstats, summarize
 
         rows = run_padstats(data, crop, out, split=split, plot=plot, overwrite=overwrite,
-                            progress=_progress("reading"))
+                            progress=tracker("reading"))
         png = out.with_suffix(".png")
         s = summarize(rows)
         view = Table(title=f"padstats -> {out}" + (f", {png.name}" if plot else ""))
@@ -44,13 +45,3 @@ def register(app: typer.Typer) -> None:
         console.print(view)
         console.print(describe(s, crop), soft_wrap=True)
 
-
-def _progress(description: str):
-    """A rich progress wrapper on stderr, silent when stderr is not a terminal."""
-    from rich.console import Console
-    from rich.progress import track
-
-    err = Console(stderr=True)
-    return lambda seq: track(
-        seq, description=description, console=err, transient=True, disable=not err.is_terminal
-    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import tracker
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
             n=n,
             seed=seed,
             profile=profile,
-            progress=_progress("rendering"),
+            progress=tracker("rendering"),
             overwrite=overwrite,
         )
         view = Table(title=f"phantom -> {out}")
@@ -50,13 +51,3 @@ def register(app: typer.Typer) -> None:
             )
         Console().print(view)
 
-
-def _progress(description: str):
-    """A rich progress wrapper on stderr, silent when stderr is not a terminal."""
-    from rich.console import Console
-    from rich.progress import track
-
-    err = Console(stderr=True)
-    return lambda seq: track(
-        seq, description=description, console=err, transient=True, disable=not err.is_terminal
-    )

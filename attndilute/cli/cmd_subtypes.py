@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.cli.progress import tracker
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
             out,
             fit_on=None if fit_on is None else resolve_data(fit_on),
             k=k,
-            progress=_progress("features"),
+            progress=tracker("features"),
             overwrite=overwrite,
         )
         view = Table(title=f"subtypes -> {out}")
@@ -54,13 +55,3 @@ def register(app: typer.Typer) -> None:
         console.print(view)
         console.print(scores)
 
-
-def _progress(description: str):
-    """A rich progress wrapper on stderr, silent when stderr is not a terminal."""
-    from rich.console import Console
-    from rich.progress import track
-
-    err = Console(stderr=True)
-    return lambda seq: track(
-        seq, description=description, console=err, transient=True, disable=not err.is_terminal
-    )

@@ -56,8 +56,9 @@ def register(app: typer.Typer) -> None:
 
         from attndilute.resolved import describe, train_settings
         from attndilute.training import train as run
+        from attndilute.training.train_presets import parse_overrides
 
-        overrides = _overrides(list(ctx.args))
+        overrides = parse_overrides(list(ctx.args))
         if crop is not None:
             overrides["crop"] = crop
         if spacing is not None:
@@ -89,25 +90,3 @@ def register(app: typer.Typer) -> None:
             view.add_row(label, value)
         Console().print(view)
 
-
-def _overrides(args: list[str]) -> dict[str, object]:
-    """``--name value [value ...]`` pairs -> {name_with_underscores: value or list}; flags -> True."""
-    from attndilute.errors import AttnDiluteError
-    from attndilute.training.presets import check_setting
-
-    out: dict[str, object] = {}
-    key = None
-    for arg in args:
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")  # --lr 1e-4 or --lr=1e-4
-            key = name.replace("-", "_")
-            check_setting(key)  # here too: train()'s own keywords (progress, ...) are not settings
-            out[key] = value if eq else True
-            if eq:
-                key = None
-        elif key is None:
-            raise AttnDiluteError(f"unexpected argument {arg!r}", hint="settings are given as --name value")
-        else:
-            value = out[key]
-            out[key] = arg if value is True else ([*value, arg] if isinstance(value, list) else [value, arg])
-    return out

@@ -131,18 +131,6 @@ class SubtypeModel:
             {k: getattr(self, k) for k in ("features", "mean", "scale", "centroids", "names")}, indent=2
         )
 
-    @classmethod
-    def from_json(cls, text: str) -> SubtypeModel:
-        """Read a model written by :meth:`to_json`."""
-        d = json.loads(text)
-        return cls(
-            mean=tuple(d["mean"]),
-            scale=tuple(d["scale"]),
-            centroids=tuple(tuple(c) for c in d["centroids"]),
-            names=tuple(d["names"]),
-            features=tuple(d["features"]),
-        )
-
 
 def fit_subtypes(table: np.ndarray, *, k: int = 2, seed: int = 0) -> SubtypeModel:
     """Z-score the features and fit k-means (Appendix A); name clusters by contrast.

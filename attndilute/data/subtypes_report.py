@@ -100,7 +100,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         tmp.write_text(buffer.getvalue())
 
 
-def _colour(name: str) -> str:
+def subtype_colour(name: str) -> str:
+    """The colour of subtype ``name`` (``"B"``, ``"D"``, ``"S1"``...) in every subtype figure."""
     if name in COLOURS:
         return COLOURS[name]
     return _OTHER[(int(name[1:]) - 1) % len(_OTHER)] if name[1:].isdigit() else _OTHER[0]
@@ -125,7 +126,7 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
         subtypes = sorted({r["subtype"] for r in part})
         for s in subtypes:
             pts = np.array([[r["boundary_gradient"], r["contrast"]] for r in part if r["subtype"] == s])
-            ax.scatter(pts[:, 0], pts[:, 1], s=22, color=_colour(s), label=f"Cluster-{s}", alpha=0.85)
+            ax.scatter(pts[:, 0], pts[:, 1], s=22, color=subtype_colour(s), label=f"Cluster-{s}", alpha=0.85)
         ax.set_xlabel("boundary gradient (per mm)")
         ax.set_ylabel("tumour-to-background contrast")
         ax.set_title(title)
@@ -134,7 +135,7 @@ def plot_fig5_png(rows: list[dict], path: Path) -> None:
         counts = [sum(r["subtype"] == s for r in part) for s in subtypes]
         inset.pie(
             counts,
-            colors=[_colour(s) for s in subtypes],
+            colors=[subtype_colour(s) for s in subtypes],
             wedgeprops={"width": 0.4},
             labels=[f"{c}" for c in counts],
             textprops={"fontsize": 7},
@@ -172,7 +173,7 @@ def plot_fig5_html(rows: list[dict], path: Path) -> None:
                     name=f"Cluster-{s}",
                     legendgroup=s,
                     showlegend=col == 1,
-                    marker={"color": _colour(s)},
+                    marker={"color": subtype_colour(s)},
                     text=[r["case"] for r in sel],
                     hovertemplate="%{text}<br>gradient %{x:.3f}<br>contrast %{y:.3f}<extra></extra>",
                 ),
@@ -184,7 +185,7 @@ def plot_fig5_html(rows: list[dict], path: Path) -> None:
                 labels=[f"Cluster-{s}" for s in subtypes],
                 values=[sum(r["subtype"] == s for r in part) for s in subtypes],
                 hole=0.55,
-                marker={"colors": [_colour(s) for s in subtypes]},
+                marker={"colors": [subtype_colour(s) for s in subtypes]},
                 sort=False,
                 showlegend=False,
                 textinfo="label+value",

@@ -55,7 +55,12 @@ class Comparison:
     excluded: tuple[str, ...]
 
 
-def _as_bool(values, where: str):
+def as_bool(values, where: str):
+    """A ``detected`` column (bools, or True/False/1/0 text as CSVs hold it) -> bool array.
+
+    Raises:
+        AttnDiluteError: a value that is not one of these, naming ``where``.
+    """
     import pandas as pd
 
     series = pd.Series(values)
@@ -83,7 +88,7 @@ def _per_case(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     if dup:
         raise AttnDiluteError(f"case(s) listed more than once: {', '.join(dup[:8])}", path=where)
     if "detected" in out.columns:
-        out["detected"] = _as_bool(out["detected"], where)
+        out["detected"] = as_bool(out["detected"], where)
     else:  # §2.8: detected if Dice >= 0.1
         out["detected"] = out["dice"].to_numpy(dtype=float) >= 0.1
     return out.set_index("case")[["sdsc", "vr", "detected"]]

@@ -53,10 +53,10 @@ class Correlations:
 
 
 def _detected(frame: pd.DataFrame) -> np.ndarray | None:
-    from attndilute.evaluation.compare import _as_bool
+    from attndilute.evaluation.compare import as_bool
 
     if "detected" in frame.columns:
-        return _as_bool(frame["detected"], "detected")
+        return as_bool(frame["detected"], "detected")
     if "dice" in frame.columns:
         return frame["dice"].to_numpy(float) >= 0.1  # §2.8
     return None

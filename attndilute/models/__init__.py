@@ -10,7 +10,7 @@ Importing this package does not import MONAI; a family is imported when first bu
 from __future__ import annotations
 
 from attndilute.models.checkpoint import load, load_weights, read_checkpoint, save
-from attndilute.models.presets import PRESETS, Preset
+from attndilute.models.model_presets import MODEL_PRESETS, Preset
 from attndilute.models.registry import (
     build,
     check_crop,
@@ -21,7 +21,7 @@ from attndilute.models.registry import (
 )
 
 __all__ = [
-    "PRESETS",
+    "MODEL_PRESETS",
     "Preset",
     "build",
     "check_crop",

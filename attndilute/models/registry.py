@@ -14,14 +14,14 @@ from typing import Any
 from torch import nn
 
 from attndilute.errors import AttnDiluteError
-from attndilute.models.presets import PRESETS, Preset
+from attndilute.models.model_presets import MODEL_PRESETS, Preset
 
 # family name -> "module:Class"; the class takes the family's constructor kwargs.
 _FAMILIES: dict[str, str] = {
     "smit": "attndilute.models.smit:SMIT",
     "swin_unetr": "attndilute.models.swin_unetr:SwinUNETR",
 }
-_PRESETS: dict[str, Preset] = dict(PRESETS)
+_PRESETS: dict[str, Preset] = dict(MODEL_PRESETS)
 DEFAULT_KWARGS = {"in_channels": 1, "out_channels": 2}
 
 

@@ -276,7 +276,7 @@ def subtype_scatter(features: pd.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from attndilute.data.subtypes_report import _colour
+    from attndilute.data.subtypes_report import subtype_colour
 
     cohorts = list(dict.fromkeys(features["cohort"])) if "cohort" in features.columns else ["all"]
     titles = {"fit": "fit cohort", "apply": "applied cohort", "all": "cohort"}
@@ -288,7 +288,7 @@ def subtype_scatter(features: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=sel["boundary_gradient"], y=sel["contrast"], mode="markers", name=f"Cluster-{subtype}",
                 legendgroup=subtype, showlegend=col == 1, text=sel["case"],
-                marker={"color": _colour(subtype), "size": 8},
+                marker={"color": subtype_colour(subtype), "size": 8},
                 hovertemplate="%{text}<br>gradient %{x:.3f}/mm<br>contrast %{y:.3f}<extra></extra>",
             ), row=1, col=col)  # fmt: skip
         fig.update_xaxes(title_text="boundary gradient (per mm)", row=1, col=col)

@@ -204,11 +204,11 @@ def layout_shares(run: Run) -> dict[tuple[str, int], tuple[float, float]]:
 
 def penalized_sdsc(frame: pd.DataFrame) -> np.ndarray:
     """sDSC with the §2.8 penalty (0.1) for missed cases (Dice < 0.1 or ``detected`` False)."""
-    from attndilute.evaluation.compare import MISSED_SDSC, _as_bool
+    from attndilute.evaluation.compare import MISSED_SDSC, as_bool
 
     sdsc = frame["sdsc"].to_numpy(float)
     if "detected" in frame.columns:
-        detected = _as_bool(frame["detected"], "detected")
+        detected = as_bool(frame["detected"], "detected")
     elif "dice" in frame.columns:
         detected = frame["dice"].to_numpy(float) >= 0.1
     else:
@@ -218,10 +218,10 @@ def penalized_sdsc(frame: pd.DataFrame) -> np.ndarray:
 
 def detected(frame: pd.DataFrame) -> np.ndarray:
     """Detection per case: the ``detected`` column, else Dice >= 0.1 (§2.8)."""
-    from attndilute.evaluation.compare import _as_bool
+    from attndilute.evaluation.compare import as_bool
 
     if "detected" in frame.columns:
-        return _as_bool(frame["detected"], "detected")
+        return as_bool(frame["detected"], "detected")
     return frame["dice"].to_numpy(float) >= 0.1
 
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from attndilute.training.loop import METRIC_COLUMNS, REPRODUCIBLE_COLUMNS, read_metrics, train
 from attndilute.training.predict import predict
-from attndilute.training.presets import PRESETS, TrainConfig, list_presets, resolve_config
+from attndilute.training.train_presets import TRAIN_PRESETS, TrainConfig, list_presets, resolve_config
 
 __all__ = [
     "METRIC_COLUMNS",
-    "PRESETS",
+    "TRAIN_PRESETS",
     "REPRODUCIBLE_COLUMNS",
     "TrainConfig",
     "TumorAwareIntensityd",

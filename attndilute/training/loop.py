@@ -31,7 +31,7 @@ import torch
 from attndilute._io import atomic_path, claim_folder
 from attndilute.errors import AttnDiluteError
 from attndilute.training import distributed
-from attndilute.training.presets import TrainConfig, resolve_config
+from attndilute.training.train_presets import TrainConfig, resolve_config
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_dice", "best_val_dice", "steps", "seconds")
 #: ``metrics.csv`` columns that must agree between an uninterrupted and a resumed run.
@@ -63,7 +63,7 @@ def train(
     Args:
         data: data folder (nnU-Net raw, MSD, flat); None -> the embedded phantom.
         out: run folder for ``metrics.csv``, ``best.safetensors``, ``last.ckpt``, ``curves.png``.
-        preset: a training preset (:data:`attndilute.training.presets.PRESETS`) or a TrainConfig;
+        preset: a training preset (:data:`attndilute.training.train_presets.TRAIN_PRESETS`) or a TrainConfig;
             None -> ``tiny`` (or, with ``resume``, the saved run's).
         epochs: schedule length; default the preset's (x ``scratch_factor`` with ``scratch`` on a
             pretrained preset, as the seed trains Scratch models twice as long).

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from attndilute.data import Case, Volume, crop_or_pad, preprocess
-from attndilute.training.presets import TrainConfig
+from attndilute.training.train_presets import TrainConfig
 
 
 def load_volumes(cases: Sequence[Case], config: TrainConfig, *, progress=None) -> list[Volume]:

@@ -1,6 +1,8 @@
-"""Training configurations as data (seed §2.5, §3): Base, TA (tumour-aware), ACT (anisotropic crop + TA).
+"""Training presets (recipes, ``train --preset``) as data (seed §2.5, §3): Base, TA (tumour-aware),
+ACT (anisotropic crop + TA). The architectures they train are the model presets of
+:mod:`attndilute.models.model_presets`.
 
-A :class:`TrainConfig` is a frozen dataclass; :data:`PRESETS` maps names to configs, and
+A :class:`TrainConfig` is a frozen dataclass; :data:`TRAIN_PRESETS` maps names to configs, and
 :func:`resolve_config` applies command-line or keyword overrides to one. Presets are data, not
 code paths: the trainer reads fields, never preset names.
 """
@@ -139,7 +141,7 @@ _CPU = dict(
 _SEED = dict(epochs=500, batch_size=2, lr=3e-4, val_every=10, samples_per_case=1, pretrained=True,
              warmup_epochs=50)
 _TA = dict(tumor_aware=True)
-PRESETS: MappingProxyType = MappingProxyType(
+TRAIN_PRESETS: MappingProxyType = MappingProxyType(
     {
         "tiny": TrainConfig(
             model="smit-tiny", crop=(64, 64, 64), spacing=(2.0, 2.0, 2.0), **_CPU, epochs=30, val_every=10,
@@ -185,7 +187,7 @@ PRESETS: MappingProxyType = MappingProxyType(
 
 def list_presets() -> list[str]:
     """Names of the training presets."""
-    return list(PRESETS)
+    return list(TRAIN_PRESETS)
 
 
 def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
@@ -198,10 +200,10 @@ def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
         base = preset
     else:
         try:
-            base = PRESETS[preset]
+            base = TRAIN_PRESETS[preset]
         except KeyError:
             raise AttnDiluteError(
-                f"unknown training preset {preset!r}", hint=f"choose one of {', '.join(PRESETS)}"
+                f"unknown training preset {preset!r}", hint=f"choose one of {', '.join(TRAIN_PRESETS)}"
             ) from None
     changes = {}
     for key, value in overrides.items():
@@ -214,6 +216,34 @@ def resolve_config(preset: str | TrainConfig, **overrides: Any) -> TrainConfig:
     config = dataclasses.replace(base, **changes)
     _validate(config)
     return config
+
+
+def parse_overrides(args: list[str]) -> dict[str, object]:
+    """Command-line settings -> keyword overrides of :func:`resolve_config`.
+
+    ``--name value [value ...]`` and ``--name=value`` give {name_with_underscores: value or list
+    of values}; a bare ``--flag`` gives True. Values stay strings: :func:`resolve_config` coerces
+    them to the field's type.
+
+    Raises:
+        AttnDiluteError: an unknown setting, or a value before any ``--name``.
+    """
+    out: dict[str, object] = {}
+    key = None
+    for arg in args:
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")  # --lr 1e-4 or --lr=1e-4
+            key = name.replace("-", "_")
+            check_setting(key)  # here too: train()'s own keywords (progress, ...) are not settings
+            out[key] = value if eq else True
+            if eq:
+                key = None
+        elif key is None:
+            raise AttnDiluteError(f"unexpected argument {arg!r}", hint="settings are given as --name value")
+        else:
+            value = out[key]
+            out[key] = arg if value is True else ([*value, arg] if isinstance(value, list) else [value, arg])
+    return out
 
 
 def check_setting(name: str) -> None:

@@ -1,6 +1,7 @@
-"""Model presets as data: a family, its constructor arguments, the training crop and spacing.
+"""Model presets (architectures, ``--model random:<preset>``) as data: a family, its constructor
+arguments, the training crop and spacing. Training recipes are :mod:`attndilute.training.train_presets`.
 
-A preset is looked up by name in :data:`PRESETS`; :func:`attndilute.models.build` merges the
+A preset is looked up by name in :data:`MODEL_PRESETS`; :func:`attndilute.models.build` merges the
 caller's keyword arguments over it. The family names themselves (``"smit"``, ``"swin-unetr"``)
 are presets too, with the family defaults and the paper's crop (seed §2.2).
 """
@@ -35,7 +36,7 @@ def _p(family: str, crop: tuple[int, int, int], description: str, **kwargs: Any)
     return Preset(family, MappingProxyType(kwargs), crop, (1.0, 1.0, 1.0), description)
 
 
-PRESETS: MappingProxyType = MappingProxyType(
+MODEL_PRESETS: MappingProxyType = MappingProxyType(
     {
         "smit": _p("smit", (128, 128, 128), "SMIT family defaults (seed §2.2)"),
         "swin-unetr": _p("swin_unetr", (96, 96, 96), "MONAI SwinUNETR family defaults"),
