@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from attndilute import __version__
 from attndilute.errors import AttnDiluteError
 
 #: Marker of a claimed output folder: JSON ``{command, status, version, pid, started, finished}``.
@@ -414,7 +415,6 @@ def _take(path: Path, command: str, *, overwrite: bool, created: bool) -> Claim:
         raise AttnDiluteError(f"the output folder holds {what}", path=path,
                               hint=f"choose another --out, or pass --overwrite to let `{command}` replace "
                                    "only its own files there")
-    from attndilute import __version__
 
     write_json(path / MARKER, {"command": command, "status": "running", "version": __version__,
                                "pid": os.getpid(), "started": _stamp(), "finished": None})

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attndilute.devices import AUTO, resolve_device
+from attndilute.models.registry import get_preset
+from attndilute.report.load import read_checkpoint_meta
+from attndilute.training.train_presets import resolve_config
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,6 @@ def train_settings(
     device: str | None = None,
 ) -> Resolved:
     """The settings of ``attndilute train`` (preset default: ``tiny``, :data:`DEFAULT_PRESET`)."""
-    from attndilute.models.registry import get_preset
-    from attndilute.training.train_presets import resolve_config
-
     defaulted = []
     if preset is None:
         defaulted.append(f"--preset not given: using {DEFAULT_PRESET!r}")
@@ -72,7 +72,6 @@ def checkpoint_settings(model: str | Path, device: str | None = None) -> Resolve
     """
     meta = {}
     if str(model).endswith(".safetensors") and Path(model).is_file():
-        from attndilute.report.load import read_checkpoint_meta
 
         meta = read_checkpoint_meta(Path(model))
     name, notes = _device(device)

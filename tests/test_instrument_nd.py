@@ -251,7 +251,7 @@ def test_a_forward_that_raises_restores_every_switch():
 def test_the_adi_summary_names_the_stages_with_layout_padding():
     import pandas as pd
 
-    from attndilute.study.adi import layout_padding_note
+    from attndilute.study.adi_summary import layout_padding_note
 
     summary = pd.DataFrame({"stage": [0, 1, 2, 3], "mean_adi_layout_pad": [0.0, 0.0, 0.01, 0.2]})
     assert layout_padding_note(summary).startswith("S2, S3 include layout padding")

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,8 +86,13 @@ def _zarr_digests(path: Path) -> dict[str, str]:
 
 
 def digest(work: Path) -> dict[str, str]:
-    """``{relative path[:array]: sha256}`` of every CSV and zarr array under ``work``."""
+    """``{relative path[:array]: sha256}`` of every CSV and zarr array under ``work``.
+
+    Activation stores are named ``<model>-<weights hash>.zarr``; the hash is an identity, not a
+    result, so stores are keyed ``<model>-<n>.zarr`` in the order of their contents' digests.
+    """
     entries: dict[str, str] = {}
+    stores: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for path in sorted(work.rglob("*")):
         rel = path.relative_to(work).as_posix()
         if any(part.endswith(".zarr") for part in path.relative_to(work).parts[:-1]):
@@ -94,7 +100,15 @@ def digest(work: Path) -> dict[str, str]:
         if path.suffix == ".csv" and path.is_file():
             entries[rel] = _csv_digest(path)
         elif path.suffix == ".zarr" and path.is_dir():
-            entries.update({f"{rel}:{k}": v for k, v in _zarr_digests(path).items()})
+            arrays = _zarr_digests(path)
+            stem = re.sub(r"-[0-9a-f]{12}\.zarr$", "", rel)
+            if stem == rel:
+                entries.update({f"{rel}:{k}": v for k, v in arrays.items()})
+            else:
+                stores.setdefault(stem, []).append((json.dumps(arrays, sort_keys=True), arrays))
+    for stem, found in stores.items():
+        for n, (_, arrays) in enumerate(sorted(found, key=lambda item: item[0])):
+            entries.update({f"{stem}-{n}.zarr:{k}": v for k, v in arrays.items()})
     return entries
 
 

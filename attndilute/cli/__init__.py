@@ -24,7 +24,7 @@ def run() -> int:
     import sys
 
     try:
-        from attndilute.cli.main import main
+        from attndilute.cli.main import main  # lazy: a missing study extra becomes one line
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in STUDY_MODULES:
             raise

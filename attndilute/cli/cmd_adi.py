@@ -12,6 +12,8 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import progress
+from attndilute.study.adi import run_adi
+from attndilute.study.adi_summary import layout_padding_note
 
 
 def register(app: typer.Typer) -> None:
@@ -43,7 +45,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.study.adi import layout_padding_note, run_adi
 
         with progress("adi") as ticker:
             run = run_adi(

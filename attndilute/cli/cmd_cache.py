@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from attndilute.data.cache import cache_entries, cache_root, clear_cache
+
 
 def register(app: typer.Typer) -> None:
     @app.command("cache")
@@ -13,8 +15,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show the cache folder (~/.cache/attndilute or $ATTNDILUTE_CACHE): entries and size."""
-        from attndilute.data.cache import cache_entries, cache_root, clear_cache
-
         root = cache_root()
         entries = clear_cache(root) if clear else cache_entries(root)
         total = sum(e.size for e in entries)

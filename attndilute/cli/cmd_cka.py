@@ -12,6 +12,8 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import progress
+from attndilute.store.cka_figures import diagonal_pairs
+from attndilute.store.cka_run import CKAConfig, run_cka
 
 
 def register(app: typer.Typer) -> None:
@@ -40,8 +42,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.store.cka_figures import diagonal_pairs
-        from attndilute.store.cka_run import CKAConfig, run_cka
 
         config = CKAConfig(crop=crop, batch_size=batch_size, epochs=epochs, seed=seed, layers=layers,
                            pool=None if pool == 0 else (pool, pool, pool), dtype=dtype, store_dir=store)

@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.errors import AttnDiluteError
+from attndilute.evaluation.compare import compare_files
+from attndilute.evaluation.formatting import FORMATS, render, table_cells, tests_cells
 
 
 def register(app: typer.Typer) -> None:
@@ -19,10 +22,6 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
     ) -> None:
         """Median [IQR] sDSC and VR, Wilson detection rates, Wilcoxon and McNemar tests (§2.8)."""
-        from attndilute.errors import AttnDiluteError
-        from attndilute.evaluation.compare import compare_files
-        from attndilute.evaluation.formatting import FORMATS, render, table_cells, tests_cells
-
         if fmt not in FORMATS:
             raise AttnDiluteError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
         split_names = None if names is None else [n.strip() for n in names.split(",")]

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.evaluation.correlate import correlate_file
+from attndilute.evaluation.formatting import median_iqr, p_value, rate_interval
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +23,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.evaluation.correlate import correlate_file
-        from attndilute.evaluation.formatting import median_iqr, p_value, rate_interval
 
         result, folder = correlate_file(eval_csv, out, penalize=not no_penalty, overwrite=overwrite)
         console = Console()

@@ -8,6 +8,8 @@ import typer
 
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
 from attndilute.cli.progress import progress
+from attndilute.resolved import describe
+from attndilute.study.demo import FAST, FULL, STEPS, run_demo, settings
 
 #: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
 FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
@@ -31,8 +33,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.resolved import describe
-        from attndilute.study.demo import FAST, FULL, STEPS, run_demo, settings
 
         console = Console(stderr=True)
         for name, resolved in settings(device).items():  # stdout: stderr stays the error channel

@@ -8,6 +8,8 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import progress
+from attndilute.evaluation.cases import evaluate as run
+from attndilute.evaluation.cases import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -29,8 +31,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.evaluation.cases import evaluate as run
-        from attndilute.evaluation.cases import summary
 
         with progress("scoring") as ticker:
             table = run(

@@ -8,6 +8,7 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import tracker
+from attndilute.data.padstats import describe, run_padstats, summarize
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +25,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.data.padstats import describe, run_padstats, summarize
 
         rows = run_padstats(data, crop, out, split=split, plot=plot, overwrite=overwrite,
                             progress=tracker("reading"))

@@ -8,6 +8,7 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import tracker
+from attndilute.data.phantom import write_phantom
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +26,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.data.phantom import write_phantom
 
         rows = write_phantom(
             out,

@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
+from attndilute.resolved import checkpoint_settings, describe
+from attndilute.training import predict as run
 
 
 def register(app: typer.Typer) -> None:
@@ -28,8 +30,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.resolved import checkpoint_settings, describe
-        from attndilute.training import predict as run
 
         out_console = Console()  # stdout: stderr stays the one-line error channel
         for line in describe("predict", checkpoint_settings(model, device)):

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import OVERWRITE_HELP
+from attndilute.report import write_report
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +21,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.report import write_report
 
         result = write_report(run, out, overwrite=overwrite)
         view = Table(title=f"report -> {result.path} ({result.seconds:.1f} s)")

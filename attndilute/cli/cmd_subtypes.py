@@ -8,6 +8,8 @@ import typer
 
 from attndilute.cli import OVERWRITE_HELP
 from attndilute.cli.progress import tracker
+from attndilute.data.phantom import resolve_data
+from attndilute.data.subtypes_report import run_subtypes
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +25,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.data.phantom import resolve_data
-        from attndilute.data.subtypes_report import run_subtypes
 
         result = run_subtypes(
             resolve_data(data),

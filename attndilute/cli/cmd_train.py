@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
+from attndilute.resolved import describe, train_settings
+from attndilute.training import train as run
+from attndilute.training.train_presets import parse_overrides
 
 
 def register(app: typer.Typer) -> None:
@@ -54,9 +57,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from attndilute.resolved import describe, train_settings
-        from attndilute.training import train as run
-        from attndilute.training.train_presets import parse_overrides
 
         overrides = parse_overrides(list(ctx.args))
         if crop is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from attndilute._version import __version__
+
 
 def version_lines() -> list[str]:
     """``attndilute X``, then the torch and MONAI versions (or "not installed")."""
     import importlib.metadata as md
 
-    from attndilute._version import __version__
 
     lines = [f"attndilute {__version__}"]
     for dist in ("torch", "monai"):

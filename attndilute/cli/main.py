@@ -14,7 +14,10 @@ import sys
 
 import typer
 
+from attndilute import cli
+from attndilute.cli import STUDY_HINT, STUDY_MODULES
 from attndilute.cli.cmd_version import print_version
+from attndilute.errors import AttnDiluteError
 
 app = typer.Typer(
     name="attndilute",
@@ -40,8 +43,6 @@ def _root(
 
 
 def _register_commands() -> None:
-    from attndilute import cli
-
     for info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda m: m.name):
         if info.name.startswith("cmd_"):
             module = importlib.import_module(f"attndilute.cli.{info.name}")
@@ -53,8 +54,6 @@ _register_commands()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (2 for bad input)."""
-    from attndilute.errors import AttnDiluteError
-
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
     _DEBUG["on"] = "--debug" in args
     if _DEBUG["on"]:  # accepted anywhere on the line: `attndilute adi ... --debug`
@@ -73,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"error: {where}: {err.strerror or type(err).__name__} (check the path and its "
                      "permissions, and that the disk has space)", 2)
     except ModuleNotFoundError as err:
-        from attndilute.cli import STUDY_HINT, STUDY_MODULES
 
         if (err.name or "").split(".")[0] not in STUDY_MODULES:
             return _fail(f"error: unexpected ModuleNotFoundError: {_one_line(err)} (rerun with --debug)", 1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attndilute._io import atomic_path
+from attndilute._io import atomic_path, remove
 from attndilute.data.volume import Volume
 
 
@@ -147,8 +147,6 @@ def cache_entries(root: Path | None = None) -> list[CacheEntry]:
 
 def clear_cache(root: Path | None = None) -> list[CacheEntry]:
     """Delete :func:`cache_entries` (and ``preprocessed/`` if that leaves it empty); return them."""
-    from attndilute._io import remove
-
     root = cache_root() if root is None else Path(root)
     entries = cache_entries(root)
     for entry in entries:

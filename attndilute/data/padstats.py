@@ -19,6 +19,7 @@ from attndilute._io import atomic_path, claim_files
 from attndilute.data.croppad import padding_fraction
 from attndilute.data.layouts import discover
 from attndilute.data.nifti import check_label, load_nifti, spacing_of
+from attndilute.data.phantom import resolve_data
 from attndilute.data.preprocessing import resampled_geometry
 from attndilute.errors import AttnDiluteError
 
@@ -203,8 +204,6 @@ def run_padstats(
     Returns:
         the rows written.
     """
-    from attndilute.data.phantom import resolve_data
-
     root = resolve_data(data)
     out = Path(out)
     targets = [out, out.with_suffix(".png")] if plot else [out]

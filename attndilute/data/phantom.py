@@ -25,6 +25,7 @@ import numpy as np
 
 from attndilute._io import atomic_path, claim_folder, remove
 from attndilute.data.anatomy import SUBTYPE_APPEARANCE, Acquisition, Anatomy, render
+from attndilute.data.cache import cache_root
 from attndilute.errors import AttnDiluteError
 
 DEFAULT_N = 40
@@ -293,8 +294,6 @@ def default_data_dir() -> Path:
     cohort is generated into a temporary sibling and renamed, so concurrent first uses are safe
     and an interrupted generation is never mistaken for a finished one.
     """
-    from attndilute.data.cache import cache_root
-
     target = cache_root() / f"phantom-small-s{DEFAULT_SEED}-v{PHANTOM_VERSION}"
     if (target / "phantom.csv").is_file():
         return target

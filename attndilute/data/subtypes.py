@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from attndilute.data.layouts import discover
+from attndilute.data.preprocessing import preprocess
 from attndilute.data.volume import Volume
 from attndilute.errors import AttnDiluteError
 
@@ -212,9 +214,6 @@ def cohort_features(
     Returns:
         ``(names, table)`` with ``table`` shaped ``(n, F)``.
     """
-    from attndilute.data.layouts import discover
-    from attndilute.data.preprocessing import preprocess
-
     cases = discover(data, require_labels=True)
     names, rows = [], []
     for case in cases if progress is None else progress(cases):

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute import metrics, stats
+from attndilute._io import atomic_path, claim_files
+from attndilute.data import discover, load_nifti, resolve_data
+from attndilute.data.nifti import check_binary
 from attndilute.errors import AttnDiluteError
+from attndilute.evaluation.compare import MISSED_SDSC, MISSED_VR
+from attndilute.evaluation.formatting import median_iqr, rate_interval
+from attndilute.evaluation.joins import join_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,10 +83,6 @@ def score_case(name: str, pred_path: Path, label_path: Path, *, tolerance_mm: fl
             a prediction whose shape or affine differs from the label's, or a tolerance that is
             not a finite number > 0.
     """
-    from attndilute import metrics
-    from attndilute.data import load_nifti
-    from attndilute.data.nifti import check_binary
-
     check_tolerance(tolerance_mm)
     ref, ref_affine, spacing = load_nifti(label_path)  # ref (X, Y, Z)
     pred, pred_affine, _ = load_nifti(pred_path)  # pred (X, Y, Z)
@@ -208,10 +211,6 @@ def evaluate(
     Returns:
         The per-case table: :data:`EVAL_COLUMNS` then the joined columns.
     """
-    from attndilute._io import atomic_path, claim_files
-    from attndilute.data import discover, resolve_data
-    from attndilute.evaluation.joins import join_tables
-
     root = resolve_data(data)
     inputs = [p for p in (pred_dir, padstats, adi, subtypes) if p is not None]
     claim = (claim_files([out], "evaluate", overwrite=overwrite, cohorts=[root], files=inputs)
@@ -231,10 +230,6 @@ def summary(table: pd.DataFrame) -> list[tuple[str, str]]:
 
     sDSC and VR use the bounded penalties of §2.8 for missed cases; nothing is excluded.
     """
-    from attndilute import stats
-    from attndilute.evaluation.compare import MISSED_SDSC, MISSED_VR
-    from attndilute.evaluation.formatting import median_iqr, rate_interval
-
     det = table["detected"].to_numpy(bool)
     n = len(table)
     sdsc = np.where(det, table["sdsc"].to_numpy(float), MISSED_SDSC)

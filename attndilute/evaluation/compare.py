@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute import stats
+from attndilute._io import atomic_path, claim_files
 from attndilute.errors import AttnDiluteError
 
 if TYPE_CHECKING:
@@ -135,7 +137,6 @@ def compare(tables: Mapping[str, pd.DataFrame], *, confidence: float = 0.95) -> 
     """
     import pandas as pd
 
-    from attndilute import stats
 
     if not tables:
         raise AttnDiluteError("nothing to compare", hint="give at least one per-case CSV")
@@ -299,8 +300,6 @@ def compare_files(
         confidence: level of the Wilson interval.
         overwrite: replace existing outputs that ``compare`` did not write.
     """
-    from attndilute._io import atomic_path, claim_files
-
     if out is None:
         return compare(read_eval_csvs(paths, names), confidence=confidence)
     targets = [Path(out), pairwise_tests_path(out)]

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute import stats
 from attndilute._io import atomic_path, claim_folder, remove
 from attndilute.errors import AttnDiluteError
-from attndilute.evaluation.compare import MISSED_SDSC
+from attndilute.evaluation.compare import MISSED_SDSC, as_bool
+from attndilute.evaluation.figures import fig4_ef_html, fig4_ef_png
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,8 +55,6 @@ class Correlations:
 
 
 def _detected(frame: pd.DataFrame) -> np.ndarray | None:
-    from attndilute.evaluation.compare import as_bool
-
     if "detected" in frame.columns:
         return as_bool(frame["detected"], "detected")
     if "dice" in frame.columns:
@@ -99,7 +99,6 @@ def subtype_summary(frame: pd.DataFrame, sdsc: np.ndarray, detected: np.ndarray)
     """Detection (Wilson 95%) and sDSC median [IQR] per subtype (§3.2.2)."""
     import pandas as pd
 
-    from attndilute import stats
 
     rows = []
     subtype = frame["subtype"].astype(str).to_numpy()
@@ -127,7 +126,6 @@ def correlate(frame: pd.DataFrame, *, penalize: bool = True) -> Correlations:
     """
     import pandas as pd
 
-    from attndilute import stats
 
     if "sdsc" not in frame.columns or "case" not in frame.columns:
         raise AttnDiluteError("the per-case table needs `case` and `sdsc` columns")
@@ -193,8 +191,6 @@ def correlate_file(
     Returns:
         The result and the folder written.
     """
-    from attndilute.evaluation.figures import fig4_ef_html, fig4_ef_png
-
     eval_csv = Path(eval_csv)
     out = eval_csv.with_name(f"{eval_csv.stem}_correlate") if out is None else Path(out)
     result = correlate(read_eval_csv(eval_csv), penalize=penalize)

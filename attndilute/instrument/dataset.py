@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from attndilute import masks
+from attndilute import __version__, masks
 
 STAGE_COLUMNS = ("scan", "stage", "adi", "adi_input_pad", "adi_layout_pad", "padding_fraction")
 
@@ -110,7 +110,6 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
         raise ValueError(f"{len(coords['scan'])} scan names for {h.shape[0]} scans")
     if len(set(coords["scan"])) != len(coords["scan"]):
         raise ValueError("scan names repeat; give every scan its own name (scans=...)")
-    from attndilute import __version__
 
     attrs = {
         "heads": meter.heads,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from attndilute import masks
+from attndilute.instrument.dataset import to_dataset
 from attndilute.instrument.reduce import reduce_attention
 from attndilute.instrument.sites import AttentionSite, SiteLayout, find_sites
 
@@ -275,8 +276,6 @@ class ADIMeter:
 
     def to_dataset(self):
         """The result as an ``xarray.Dataset`` (DESIGN §3; see ``attndilute.instrument.dataset``)."""
-        from attndilute.instrument.dataset import to_dataset
-
         return to_dataset(self)
 
     def sync(self) -> None:

@@ -12,6 +12,8 @@ import contextlib
 import torch
 from torch import nn
 
+from attndilute.instrument.masking import key_padding_mask
+
 
 def check_real(x: torch.Tensor, real: torch.Tensor | None) -> None:
     """Check that ``real`` (B, X, Y, Z) matches the image batch ``x`` (B, C, X, Y, Z).
@@ -38,6 +40,5 @@ def padding_context(model: nn.Module, real: torch.Tensor | None) -> contextlib.A
     """
     if not getattr(model, "mask_padding", False) or real is None:
         return contextlib.nullcontext()
-    from attndilute.instrument.masking import key_padding_mask
 
     return key_padding_mask(model, real)

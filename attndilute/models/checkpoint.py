@@ -28,6 +28,8 @@ from torch import nn
 
 from attndilute._io import atomic_path
 from attndilute.errors import AttnDiluteError
+from attndilute.models.importers import detect_family, infer_kwargs, map_keys
+from attndilute.models.registry import build, family_class
 
 META_KEY = "attndilute"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default (zip) format
@@ -118,8 +120,6 @@ def load(path: str | Path, *, family: str | None = None, strict: bool = True, **
     Returns:
         the model in eval mode, with ``model.attndilute_meta`` from the file.
     """
-    from attndilute.models.importers import detect_family, infer_kwargs, map_keys
-
     state, meta = read_checkpoint(path)
     overrides = {k: kwargs.pop(k) for k in ("crop", "spacing") if k in kwargs}
     detected = detect_family(state) if meta is None else meta["family"]
@@ -167,8 +167,6 @@ def _check_sizes(
     Metadata claiming, say, ``embed_dim=10**9`` next to 12-wide tensors would otherwise make
     :func:`load` try to allocate the claimed model.
     """
-    from attndilute.models.importers import infer_kwargs
-
     read = infer_kwargs(state, family)
     if "depths" in read:
         read.setdefault("mlp_ratio", 4.0)  # infer_kwargs leaves the default out
@@ -206,8 +204,6 @@ def _size(key: str, value: Any) -> Any:
 
 def _build(family: str, ctor: dict[str, Any], path: Any) -> nn.Module:
     """``build(family, **ctor)`` with any failure (bad arguments, no memory) as one line naming the file."""
-    from attndilute.models.registry import build
-
     try:
         return build(family, **ctor)
     except AttnDiluteError as err:
@@ -229,8 +225,6 @@ def load_weights(model: nn.Module, path: str | Path) -> tuple[int, list[str], li
         (number of tensors loaded, model keys left as they were, checkpoint keys not used —
         unknown names or other shapes).
     """
-    from attndilute.models.importers import detect_family, map_keys
-
     fam = getattr(model, "family", None) or (getattr(model, "attndilute_meta", None) or {}).get("family")
     if fam not in ("smit", "swin_unetr"):
         raise AttnDiluteError(
@@ -411,8 +405,6 @@ def _check_meta(meta: Any, path: str | Path) -> dict[str, Any]:
     Raises:
         AttnDiluteError: one line naming the file and the first violation.
     """
-    from attndilute.models.registry import family_class
-
     def bad(what: str, hint: str | None = None) -> AttnDiluteError:
         return AttnDiluteError(f"checkpoint metadata {what}", path=path, hint=hint)
 

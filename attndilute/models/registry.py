@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from attndilute import __version__
 from attndilute.errors import AttnDiluteError
 from attndilute.models.model_presets import MODEL_PRESETS, Preset
 
@@ -120,7 +121,6 @@ def build(name: str, **kwargs: Any) -> nn.Module:
     except ValueError as err:  # MONAI and SMIT validate their arguments with ValueError
         raise AttnDiluteError(f"cannot build {name!r}: {err}") from None
     check_crop(model, crop)
-    from attndilute import __version__
 
     model.attndilute_meta = {
         "family": preset.family,

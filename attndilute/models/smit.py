@@ -35,6 +35,7 @@ from torch import nn
 
 from attndilute.masks import per_axis
 from attndilute.models._masking import check_real, padding_context
+from attndilute.models.registry import check_crop
 
 # SMIT's merging order of the 2x2x2 sub-grids (offsets along D, H, W); differs from MONAI's v1
 # PatchMerging in entries 5 and 6, and the learned reduction depends on it.
@@ -346,8 +347,6 @@ class SMIT(nn.Module):
         Returns:
             logits (B, out_channels, X, Y, Z).
         """
-        from attndilute.models.registry import check_crop
-
         check_crop(self, tuple(x.shape[2:]))
         check_real(x, real)
         with padding_context(self, real):

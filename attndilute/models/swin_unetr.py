@@ -12,6 +12,7 @@ import torch
 from monai.networks.nets.swin_unetr import SwinUNETR as _MonaiSwinUNETR
 
 from attndilute.models._masking import check_real, padding_context
+from attndilute.models.registry import check_crop
 
 
 class SwinUNETR(_MonaiSwinUNETR):
@@ -49,8 +50,6 @@ class SwinUNETR(_MonaiSwinUNETR):
         Returns:
             logits (B, out_channels, X, Y, Z).
         """
-        from attndilute.models.registry import check_crop
-
         check_crop(self, tuple(x_in.shape[2:]))
         check_real(x_in, real)
         with padding_context(self, real):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from attndilute.report.readings import MIN_N
+from attndilute.report.summaries import smallest_group, training_records
 
 if TYPE_CHECKING:
     from attndilute.report.load import Run
@@ -78,8 +79,6 @@ def sample_caveat(smallest: int | None) -> str | None:
 
 def banner_lines(run: Run) -> list[str]:
     """Every caveat that applies to ``run``, most important first (empty: no banner)."""
-    from attndilute.report.summaries import smallest_group, training_records
-
     found = (
         demo_caveat(run.demo),
         training_caveat(training_records(run)),

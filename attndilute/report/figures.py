@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute.data.subtypes_report import subtype_colour
+from attndilute.evaluation.correlate import pf_bins
+
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
@@ -246,7 +249,6 @@ def sdsc_by_padding(per_case: Mapping[str, pd.DataFrame], configs: Sequence[str]
     """
     import plotly.graph_objects as go
 
-    from attndilute.evaluation.correlate import pf_bins
 
     fig = go.Figure()
     order: list[str] = []
@@ -276,7 +278,6 @@ def subtype_scatter(features: pd.DataFrame) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from attndilute.data.subtypes_report import subtype_colour
 
     cohorts = list(dict.fromkeys(features["cohort"])) if "cohort" in features.columns else ["all"]
     titles = {"fit": "fit cohort", "apply": "applied cohort", "all": "cohort"}

@@ -14,7 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from attndilute.report.sections import DataTable, Figure, Missing, Section, Table, Text
+from attndilute import __version__
+from attndilute._io import atomic_path, claim_files
+from attndilute.plotly_js import plotlyjs_option, trace_types
+from attndilute.report.about import about_html
+from attndilute.report.caveats import banner_lines
+from attndilute.report.load import load_run
+from attndilute.report.sections import DataTable, Figure, Missing, Section, Table, Text, build_sections
+from attndilute.report.summaries import front_table, table_csv
 
 _CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0 auto;
@@ -138,7 +145,6 @@ def _data_table(block: DataTable) -> str:
     """A sortable table with a CSV download link (a ``data:`` URL, so the page stays one file)."""
     from urllib.parse import quote
 
-    from attndilute.report.summaries import table_csv
 
     frame = block.frame
     head = "".join(f'<th scope="col">{html.escape(_HEADERS.get(c, c))}</th>' for c in frame.columns)
@@ -206,11 +212,6 @@ def render_page(run, sections: list[Section], plotlyjs: str | bool = True) -> st
         sections: :func:`~attndilute.report.sections.build_sections`.
         plotlyjs: how the first figure loads plotly.js: a relative ``src`` or True (inline).
     """
-    from attndilute import __version__
-    from attndilute.report.about import about_html
-    from attndilute.report.caveats import banner_lines
-    from attndilute.report.summaries import front_table
-
     figures = _Figures(plotlyjs)
     nav = "".join(
         f'<li><a href="#{s.key}">{html.escape(s.title)}</a><span class="badge {s.status}">'
@@ -274,11 +275,6 @@ def write_report(
         AttnDiluteError: ``run_dir`` is not a folder. Missing or unreadable inputs never raise:
             their sections say what is missing.
     """
-    from attndilute._io import atomic_path, claim_files
-    from attndilute.plotly_js import plotlyjs_option, trace_types
-    from attndilute.report.load import load_run
-    from attndilute.report.sections import build_sections
-
     start = time.perf_counter()
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.root / "report.html"

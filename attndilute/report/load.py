@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attndilute.errors import AttnDiluteError
+from attndilute.evaluation.compare import compare
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -315,8 +316,6 @@ def load_run(root: str | Path) -> Run:
 
 def _compare(run: Run):
     """Table 2 from the per-case tables when ``compare`` was not run (same §2.8 code)."""
-    from attndilute.evaluation.compare import compare
-
     result = _attempt(run, "segmentation", run.root / "eval", lambda: compare(run.evals))
     if result is None:
         return None, None

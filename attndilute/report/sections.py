@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from attndilute.evaluation.formatting import median_iqr, rate_interval, table_cells, tests_cells
 from attndilute.names import model_label
-from attndilute.report import readings, summaries
+from attndilute.report import figures, readings, summaries
 
 if TYPE_CHECKING:
     from attndilute.report.load import Run
@@ -119,8 +120,6 @@ def _checkpoint(run: Run, config: str) -> str:
 
 def cohort_section(run: Run) -> Section:
     """Table 1 and the padding statistics of §3.2.1."""
-    from attndilute.report import figures
-
     sec = Section("cohort", "Cohort and padding statistics", "seed Table 1 and §3.2.1")
     configs = summaries.config_table(run)
     if configs is not None:
@@ -192,9 +191,6 @@ def _pair(tests, a: str, b: str):
 
 def segmentation_section(run: Run) -> Section:
     """Table 2 with Wilson intervals and paired tests, and the per-case sDSC."""
-    from attndilute.evaluation.formatting import table_cells, tests_cells
-    from attndilute.report import figures
-
     sec = Section("segmentation", "Segmentation performance", "seed Table 2 and §3.1")
     for config in run.configs:
         if config not in run.evals:
@@ -284,8 +280,6 @@ def _paired(per_case: dict, medians: dict[str, float], fallback: str) -> str:
 
 def adi_section(run: Run) -> Section:
     """ADI per stage, by padding source, deepest stage and against padding fraction (Fig. 4)."""
-    from attndilute.report import figures
-
     sec = Section("adi", "Attention dilution", "seed Fig. 4 and §3.2.1")
     for config in run.configs or ["CONFIG"]:
         if config not in run.adi:
@@ -365,8 +359,6 @@ def adi_section(run: Run) -> Section:
 
 def subtypes_section(run: Run) -> Section:
     """Fig. 5, Fig. A.1 and detection / sDSC per subtype (§3.2.2)."""
-    from attndilute.report import figures
-
     sec = Section("subtypes", "Appearance subtypes", "seed Fig. 5, Fig. A.1 and §3.2.2")
     command = f"attndilute subtypes --data {_rel(run, 'data')} --out {_rel(run, 'subtypes')}"
     if run.features is None:
@@ -410,7 +402,6 @@ def subtypes_section(run: Run) -> Section:
         )
     perf = summaries.subtype_performance(run)
     if perf is not None:
-        from attndilute.evaluation.formatting import median_iqr, rate_interval
 
         rows = [
             [
@@ -457,8 +448,6 @@ def cka_section(run: Run) -> Section:
     drift from initialisation. Seed Fig. 8 compares two *trained* models (CT-initialised and
     Scratch); the captions say so, and docs/cka.md shows how to produce it.
     """
-    from attndilute.report import figures
-
     sec = Section("cka", "Feature similarity (CKA)", "seed Figs. 6, A.2 and §3.3; Fig. 8: docs/cka.md")
     if not run.cka:
         a, b = (run.configs + ["A", "B"])[:2] if len(run.configs) != 1 else (run.configs[0], "init:A")
@@ -516,8 +505,6 @@ def _init_note(ds) -> str:
 
 def training_section(run: Run) -> Section:
     """Training loss and validation Dice per configuration (Fig. 7)."""
-    from attndilute.report import figures
-
     sec = Section("training", "Training convergence", "seed Fig. 7 and §3.3")
     for config in run.configs or ["CONFIG"]:
         if config not in run.metrics:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from attndilute._io import atomic_path
 from attndilute.errors import AttnDiluteError
 from attndilute.report import summaries
 from attndilute.report.figures import clipped_error, colour
+from attndilute.report.load import load_run
 
 
 def readme_figure(run, path: str | Path) -> Path:
@@ -29,7 +31,6 @@ def readme_figure(run, path: str | Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from attndilute._io import atomic_path
 
     if not run.adi:
         raise AttnDiluteError(
@@ -88,8 +89,6 @@ def readme_assets(run_dir: str | Path, png: str | Path) -> tuple[Path, str]:
     Raises:
         AttnDiluteError: nothing to tabulate or no ADI.
     """
-    from attndilute.report.load import load_run
-
     run = load_run(run_dir)
     table = summaries.front_markdown(run)
     if table is None:

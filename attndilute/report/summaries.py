@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from attndilute import stats
+from attndilute.data.padstats import summarize
+from attndilute.evaluation.compare import MISSED_SDSC, as_bool
+from attndilute.evaluation.correlate import subtype_summary
+from attndilute.evaluation.formatting import median_iqr, rate_interval, to_markdown
 from attndilute.report.readings import Curve, Trend
+from attndilute.store.cka_figures import diagonal_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +64,6 @@ def crop_depth(padstats: pd.DataFrame) -> int | None:
 
 def padding_numbers(padstats: pd.DataFrame) -> dict:
     """The §3.2.1 summary (:func:`attndilute.data.padstats.summarize`) of a padstats table."""
-    from attndilute.data.padstats import summarize
-
     return summarize(padstats[["extent", "padding_fraction"]].to_dict("records"))
 
 
@@ -176,8 +180,6 @@ def trend(x, y, x_name: str, y_name: str) -> Trend:
 
     ``constant`` names the variable without variation when rho is undefined.
     """
-    from attndilute import stats
-
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     result = stats.spearman(x, y)
     constant = None
@@ -204,8 +206,6 @@ def layout_shares(run: Run) -> dict[tuple[str, int], tuple[float, float]]:
 
 def penalized_sdsc(frame: pd.DataFrame) -> np.ndarray:
     """sDSC with the §2.8 penalty (0.1) for missed cases (Dice < 0.1 or ``detected`` False)."""
-    from attndilute.evaluation.compare import MISSED_SDSC, as_bool
-
     sdsc = frame["sdsc"].to_numpy(float)
     if "detected" in frame.columns:
         detected = as_bool(frame["detected"], "detected")
@@ -218,8 +218,6 @@ def penalized_sdsc(frame: pd.DataFrame) -> np.ndarray:
 
 def detected(frame: pd.DataFrame) -> np.ndarray:
     """Detection per case: the ``detected`` column, else Dice >= 0.1 (§2.8)."""
-    from attndilute.evaluation.compare import as_bool
-
     if "detected" in frame.columns:
         return as_bool(frame["detected"], "detected")
     return frame["dice"].to_numpy(float) >= 0.1
@@ -268,7 +266,6 @@ def subtype_performance(run: Run) -> pd.DataFrame | None:
     """Detection (Wilson 95%) and sDSC median [IQR] per subtype and configuration (§3.2.2)."""
     import pandas as pd
 
-    from attndilute.evaluation.correlate import subtype_summary
 
     parts = []
     for config in run.configs:
@@ -293,8 +290,6 @@ def front_table(run: Run) -> Cells | None:
     sDSC and VR are median [IQR] with the §2.8 penalties and exclusions; ADI is the mean ± sd
     over scans of each configuration's deepest stage.
     """
-    from attndilute.evaluation.formatting import median_iqr, rate_interval
-
     table = run.table
     configs = [str(c) for c in table["config"]] if table is not None else []
     configs += [c for c in run.configs if c in run.adi and c not in configs]
@@ -340,8 +335,6 @@ def front_table(run: Run) -> Cells | None:
 
 def front_markdown(run: Run) -> str | None:
     """:func:`front_table` as a GitHub Markdown table."""
-    from attndilute.evaluation.formatting import to_markdown
-
     cells = front_table(run)
     return None if cells is None else to_markdown(*cells)
 
@@ -353,7 +346,6 @@ def cka_diagonal(ds) -> pd.DataFrame:
     """Matched layer pairs of one comparison: ``label, stage, cka`` (shallow to deep)."""
     import pandas as pd
 
-    from attndilute.store.cka_figures import diagonal_pairs
 
     values = ds["cka"].values  # (La, Lb)
     stages = ds["stage_a"].values

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attndilute import __version__
 from attndilute._io import fault_point, remove
 from attndilute.errors import AttnDiluteError
 from attndilute.store.capture import Pooled, n_features
@@ -38,7 +39,7 @@ class StoreKey:
     """What a store holds; two captures with equal keys produce the same arrays.
 
     Args:
-        model_hash: SHA-256 of the checkpoint file (or of the weights for a built model).
+        model_hash: SHA-256 of the weights (:func:`attndilute.store.sources.weights_hash`).
         data_fingerprint: SHA-256 over the cohort's case names and image file contents.
         scans: case names, in store row order.
         layers: captured module names, in array order.
@@ -103,7 +104,6 @@ class ActivationStore:
         if self.status in ("new", "rebuilt"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             group = zarr.open_group(self.path, mode="w", zarr_format=3)
-            from attndilute import __version__
 
             group.attrs.update({"key": key.to_json(), "n_complete": 0, "version": __version__,
                                 "layers": [dataclasses.asdict(s) for s in specs]})

@@ -19,12 +19,17 @@ import torch.distributed as dist
 
 from attndilute._io import LOCK, claim_folder, fault_point, hold_lock
 from attndilute.cka import MinibatchCKA
+from attndilute.data import discover, resolve_data
 from attndilute.errors import AttnDiluteError
+from attndilute.models import check_crop
 from attndilute.store.activations import ActivationStore, StoreKey
 from attndilute.store.capture import LayerCapture
+from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
+from attndilute.store.cohort import capture_sharded, data_fingerprint, scan_loader
 from attndilute.store.layers import LayerSpec, select_layers
 from attndilute.store.parts import write_zarr
 from attndilute.store.sources import ModelSource, resolve_model
+from attndilute.training import distributed
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,6 @@ def cka_from_stores(store_a: ActivationStore, store_b: ActivationStore | None, *
     Returns:
         ``(La, Lb)`` float64 (None on ranks other than 0).
     """
-    from attndilute.training import distributed
-
     world, main = (1, True) if ctx is None else (ctx.world, ctx.main)
     if main and store_b is not None and store_b.key.scans != store_a.key.scans:
         raise AttnDiluteError("the two activation stores hold different scans", path=store_b.path)
@@ -169,7 +172,6 @@ def cka_dataset(cka: torch.Tensor, specs_a: Sequence[LayerSpec], specs_b: Sequen
 
 def _check_crop(source: ModelSource, crop: tuple[int, int, int]) -> None:
     if hasattr(source.model, "crop_divisor"):
-        from attndilute.models import check_crop
 
         check_crop(source.model, crop)
 
@@ -219,8 +221,6 @@ def run_cka(
     Under ``torchrun`` scans are captured round-robin by rank, the minibatches dealt to the ranks,
     and rank 0 alone writes the stores and the results (it returns the run; other ranks None).
     """
-    from attndilute.training import distributed
-
     ctx = distributed.setup(device)
     try:
         return _run_cka(a, b, out=out, data=data, config=config, overwrite=overwrite, ctx=ctx,
@@ -231,9 +231,6 @@ def run_cka(
 
 def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> CKARun | None:
     """:func:`run_cka` inside its process group (one process: a group of one)."""
-    from attndilute.data import discover, resolve_data
-    from attndilute.training import distributed
-
     out = Path(out)
     if config.epochs < 1:
         raise AttnDiluteError(f"--epochs must be >= 1, got {config.epochs}")
@@ -289,10 +286,6 @@ def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> 
 def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir, out, config,
              progress, ctx) -> CKARun | None:
     """Capture (or reuse) both stores, compute minibatch CKA, write the results into ``out`` (rank 0)."""
-    from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
-    from attndilute.store.cohort import capture_sharded, data_fingerprint, scan_loader
-    from attndilute.training import distributed
-
     t0 = time.perf_counter()
     store_a = store_b = None
     if ctx.main:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import torch
 
+from attndilute.data import crop_or_pad, preprocess
 from attndilute.store.activations import ActivationStore
 from attndilute.store.capture import LayerCapture
+from attndilute.training import distributed
 
 
 def data_fingerprint(cases: Sequence) -> str:
@@ -44,8 +46,6 @@ def scan_loader(cases: Sequence, *, crop: Sequence[int], spacing: Sequence[float
         in_channels: the models' input channels (the image is repeated).
         cache_dir: preprocessing cache folder (None: the default cache).
     """
-    from attndilute.data import crop_or_pad, preprocess
-
     crop = tuple(int(c) for c in crop)
     spacing = tuple(float(s) for s in spacing)
 
@@ -111,8 +111,6 @@ def capture_sharded(
         ctx: the job (``attndilute.training.distributed.Dist``).
         progress: ``progress(done, total)`` on rank 0 after each round.
     """
-    from attndilute.training import distributed
-
     if ctx.world <= 1:
         return capture_into(jobs, load_scan, progress=progress)
     unique = []

@@ -7,8 +7,10 @@ Accepted forms of ``A`` and ``B``:
 - ``init:A`` (only as B): A's architecture with weights drawn under ``--seed``, i.e. A's random
   initialisation; ``init:<path>`` does the same for any checkpoint's architecture.
 
-The hash that keys an activation store is the SHA-256 of the checkpoint file, or of the weights
-themselves for random initialisations, so the same seed reuses the same store.
+The hash that keys an activation store is the SHA-256 of the weights (names, dtypes, shapes and
+bytes), for checkpoints and random initialisations alike: the same weights reuse the same store,
+however the file was written (safetensors orders its metadata differently from run to run, so a
+hash of the file's bytes would not be stable).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from attndilute.data import check_preprocessing
 from attndilute.errors import AttnDiluteError
+from attndilute.models import build, load
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,6 @@ class ModelSource:
         return dict(getattr(self.model, "attndilute_meta", {}) or {})
 
 
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def weights_hash(model: nn.Module) -> str:
     """SHA-256 over the state dict (names, dtypes, shapes and bytes), in key order."""
     digest = hashlib.sha256()
@@ -69,24 +64,19 @@ def from_module(model: nn.Module, name: str = "model") -> ModelSource:
 
 
 def _seeded_build(name: str, seed: int, **kwargs) -> nn.Module:
-    from attndilute.models import build
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build(name, **kwargs)
 
 
 def _load_file(spec: str) -> ModelSource:
-    from attndilute.data import check_preprocessing
-    from attndilute.models import load
-
     path = Path(spec).expanduser()
     if not path.is_file():
         raise AttnDiluteError("model checkpoint not found", path=path,
                               hint="give a checkpoint file, random:<preset> or init:A")
     model = load(path)
     check_preprocessing(model.attndilute_meta, path)  # the data will be preprocessed as today
-    return ModelSource(spec=spec, model=model.eval(), model_hash=file_hash(path), name=path.stem)
+    return ModelSource(spec=spec, model=model.eval(), model_hash=weights_hash(model), name=path.stem)
 
 
 def _random_like(model: nn.Module, seed: int, spec: str, name: str) -> ModelSource:

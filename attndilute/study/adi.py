@@ -22,9 +22,17 @@ import numpy as np
 import torch
 
 from attndilute._io import atomic_path, claim_folder, fault_point
+from attndilute.data import crop_or_pad, discover, preprocess, resolve_data
 from attndilute.errors import AttnDiluteError
+from attndilute.instrument import measure_adi
+from attndilute.instrument.dataset import stage_table
+from attndilute.models import check_crop
 from attndilute.names import model_label
 from attndilute.store.parts import Parts, write_zarr
+from attndilute.store.sources import resolve_model
+from attndilute.study.adi_figures import write_adi_html, write_adi_png
+from attndilute.study.adi_summary import deepest_spearman, stage_summary
+from attndilute.training import distributed
 
 PARTS = ".adi-parts"
 
@@ -44,8 +52,6 @@ class ADIRun:
 
 
 def _load_batch(cases, crop, spacing, in_channels):
-    from attndilute.data import crop_or_pad, preprocess
-
     images, reals, pfs = [], [], []
     for case in cases:
         vol = crop_or_pad(preprocess(case, spacing=spacing), crop)
@@ -78,38 +84,6 @@ def batch_loader(batches, crop, spacing, in_channels, workers: int):
     dataset = _Batches(batches, crop, spacing, in_channels)
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
                                        prefetch_factor=2 if workers else None, collate_fn=lambda b: b)
-
-
-def stage_summary(stages) -> object:
-    """Mean, sd and n of stage ADI over scans (seed Fig. 4 A-D)."""
-    grouped = stages.groupby("stage")
-    out = grouped[["adi", "adi_input_pad", "adi_layout_pad"]].mean().add_prefix("mean_")
-    out["sd_adi"] = grouped["adi"].std(ddof=1)
-    out["n"] = grouped["adi"].count()
-    return out.reset_index()
-
-
-def layout_padding_note(summary) -> str:
-    """Which stage columns hold layout padding (tokens the model adds to fill its windows).
-
-    Layout padding is not the input's padding: the Swin UNETR window artifact (seed §3.2.1) puts
-    ADI into stages whose grid is no multiple of the window, even with no padded slice at all.
-    """
-    rows = [f"S{int(r.stage)}" for r in summary.itertuples() if r.mean_adi_layout_pad > 0]
-    if not rows:
-        return "no stage has layout padding: every ADI column is input padding"
-    return (f"{', '.join(rows)} include layout padding (tokens the model adds to fill its windows, "
-            "column 'layout pad'; docs/adi.md, the window artifact)")
-
-
-def deepest_spearman(stages) -> tuple[int, float, float]:
-    """Spearman rho and p of the deepest stage's ADI versus padding fraction, over scans."""
-    from attndilute.stats import spearman
-
-    deepest = int(stages["stage"].max())
-    d = stages[stages["stage"] == deepest]
-    result = spearman(d["padding_fraction"].to_numpy(), d["adi"].to_numpy())
-    return deepest, float(result.rho), float(result.p)
 
 
 def run_adi(
@@ -158,8 +132,6 @@ def run_adi(
     Returns:
         The run on rank 0; None on the other ranks.
     """
-    from attndilute.training import distributed
-
     _check_options(heads, windows, batch_size, autocast, workers)
     ctx = distributed.setup(device)
     try:
@@ -218,10 +190,6 @@ class _Setup:
 
 
 def _resolve(model, data, crop, split, seed, device) -> _Setup:
-    from attndilute.data import discover, resolve_data
-    from attndilute.models import check_crop
-    from attndilute.store.sources import resolve_model
-
     source = resolve_model(model, seed=seed)
     meta = source.meta
     imported = "imported_from" in meta  # foreign weights: crop and spacing are the family's defaults
@@ -250,8 +218,6 @@ def _resolve(model, data, crop, split, seed, device) -> _Setup:
 
 def _claim_on_rank0(stack, out, overwrite, setup: _Setup, ctx):
     """Rank 0 claims ``out`` (every rank learns whether it could); the claim, or None elsewhere."""
-    from attndilute.training import distributed
-
     refused, claim = None, None
     if ctx.main:
         model_file = [setup.model] if Path(setup.model).is_file() else []
@@ -281,9 +247,6 @@ def _run_key(setup: _Setup, heads, windows, autocast) -> dict:
 def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, autocast, dtype, workers,
                     progress) -> ADIRun | None:
     """Measure the scans rank 0 lacks, batch by batch over the ranks; rank 0 commits and writes."""
-    from attndilute.instrument.dataset import stage_table
-    from attndilute.training import distributed
-
     t0 = time.perf_counter()
     key = _run_key(setup, heads, windows, autocast)
     parts = Parts(claim.path / PARTS, key) if ctx.main else None
@@ -324,16 +287,12 @@ def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, au
 
 def measure_batch(net, images, real, names, pfs, *, heads, windows="pooled", autocast=None):
     """One batch through :func:`attndilute.instrument.measure_adi`: the Dataset of those scans."""
-    from attndilute.instrument import measure_adi
-
     return measure_adi(net, images, real, heads=heads, windows=windows, scans=names, padding_fraction=pfs,
                        autocast_dtype=autocast)
 
 
 def _write_outputs(ds, stages, out: Path, *, title: str) -> dict[str, Path]:
     """``adi.zarr``, ``adi_stages.csv``, ``adi.png``, ``adi.html``, each atomically."""
-    from attndilute.study.adi_figures import write_adi_html, write_adi_png
-
     files = {"zarr": out / "adi.zarr", "csv": out / "adi_stages.csv", "png": out / "adi.png",
              "html": out / "adi.html"}
     write_zarr(ds, files["zarr"])

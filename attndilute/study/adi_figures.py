@@ -10,11 +10,10 @@ from pathlib import Path
 
 from attndilute._io import atomic_path
 from attndilute.names import RUN_FILE_STEMS
+from attndilute.study.adi_summary import deepest_spearman, stage_summary
 
 
 def _rho_text(stages) -> str:
-    from attndilute.study.adi import deepest_spearman
-
     deepest, rho, p = deepest_spearman(stages)
     if rho != rho:  # NaN
         return f"S{deepest}: Spearman undefined (constant ADI or padding)"
@@ -46,7 +45,6 @@ def write_adi_png(stages, path: str | Path, *, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from attndilute.study.adi import stage_summary
 
     summary = stage_summary(stages)
     deepest = int(stages["stage"].max())
@@ -85,7 +83,6 @@ def write_adi_html(stages, path: str | Path, *, title: str = "") -> Path:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from attndilute.study.adi import stage_summary
 
     summary = stage_summary(stages)
     deepest = int(stages["stage"].max())

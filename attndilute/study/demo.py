@@ -26,7 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attndilute._io import claim_folder, remove, write_json
+from attndilute.data import write_phantom
+from attndilute.data.padstats import padding_table, write_table
+from attndilute.data.subtypes_report import run_subtypes
+from attndilute.devices import resolve_device
 from attndilute.errors import AttnDiluteError
+from attndilute.evaluation.cases import evaluate
+from attndilute.evaluation.compare import compare_files
+from attndilute.models.checkpoint import save_half
+from attndilute.plotly_js import share_plotly_js
+from attndilute.report import build_report
+from attndilute.resolved import train_settings
+from attndilute.store.cka_run import CKAConfig, run_cka
+from attndilute.study.adi import run_adi
+from attndilute.training import predict, resolve_config, train
 
 
 @dataclass(frozen=True)
@@ -90,18 +103,6 @@ def run_demo(
         overwrite: accept a folder that holds other files, as long as none has a name the demo
             writes (:data:`ENTRIES`); those files are left as they are.
     """
-    from attndilute.data import write_phantom
-    from attndilute.data.padstats import padding_table, write_table
-    from attndilute.data.subtypes_report import run_subtypes
-    from attndilute.devices import resolve_device
-    from attndilute.evaluation.cases import evaluate
-    from attndilute.evaluation.compare import compare_files
-    from attndilute.plotly_js import share_plotly_js
-    from attndilute.report import build_report
-    from attndilute.store.cka_run import CKAConfig, run_cka
-    from attndilute.study.adi import run_adi
-    from attndilute.training import predict, resolve_config, train
-
     cfg = config or (FAST if fast else FULL)
     device = str(resolve_device(device))  # checked before anything is written
     final = Path(out).expanduser()
@@ -206,7 +207,6 @@ def settings(device: str | None = None) -> dict:
     """Configuration -> :class:`attndilute.resolved.Resolved` of the demo's two models."""
     import dataclasses
 
-    from attndilute.resolved import train_settings
 
     resolved = {name: train_settings(preset, device=device) for name, preset in CONFIGS.items()}
     # the demo chooses its presets, crops and spacings: only the device can be a silent default
@@ -218,8 +218,6 @@ def compact_run(run: Path, *, half: bool) -> None:
     """Keep a demo run folder small: drop ``last.ckpt`` (the resume state, 3x the model: weights
     and Adam moments; the demo never resumes) and, for the fast variant, store ``best.safetensors``
     in float16 (:func:`attndilute.models.checkpoint.save_half`)."""
-    from attndilute.models.checkpoint import save_half
-
     remove(run / "last.ckpt")
     if half and (run / "best.safetensors").is_file():
         save_half(run / "best.safetensors")

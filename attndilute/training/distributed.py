@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from attndilute.devices import AUTO, check_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -45,8 +47,6 @@ def setup(device: str | torch.device | None = None) -> Dist:
         device: ``--device``; None or ``auto``: this rank's CUDA device when there is one, else CPU.
             Explicit ``cpu``/``cuda:N`` is checked (:func:`attndilute.devices.check_device`).
     """
-    from attndilute.devices import AUTO, check_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))

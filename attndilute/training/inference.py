@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from attndilute.errors import AttnDiluteError
+from attndilute.training.precision import autocast
 
 #: Sliding-window blend modes (MONAI ``BlendMode``); the first is the default.
 BLENDS = ("gaussian", "constant")
@@ -65,7 +66,6 @@ def sliding_window_probs(
     import torch
     from monai.inferers import sliding_window_inference
 
-    from attndilute.training.precision import autocast
 
     check_blend(blend)
     device = torch.device(device) if device is not None else next(model.parameters()).device

@@ -28,9 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from attndilute import models
 from attndilute._io import atomic_path, claim_folder
+from attndilute.data import discover, preprocessing_meta, resolve_data
 from attndilute.errors import AttnDiluteError
+from attndilute.metrics import dice
 from attndilute.training import distributed
+from attndilute.training.curves import plot_curves
+from attndilute.training.inference import sliding_window_probs
+from attndilute.training.pipeline import CropDataset, load_volumes, make_loader, sample_seed
+from attndilute.training.schedule import set_length, warmup_cosine
+from attndilute.training.splits import split_cases
+from attndilute.training.step import make_step, to_device
 from attndilute.training.train_presets import TrainConfig, resolve_config
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "val_dice", "best_val_dice", "steps", "seconds")
@@ -156,12 +165,6 @@ def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, 
          stop_after, ctx, started) -> dict[str, Any]:  # fmt: skip
     from monai.losses import DiceCELoss
 
-    from attndilute import models
-    from attndilute.data import discover, resolve_data
-    from attndilute.training.pipeline import CropDataset, load_volumes, make_loader, sample_seed
-    from attndilute.training.schedule import set_length, warmup_cosine
-    from attndilute.training.splits import split_cases
-    from attndilute.training.step import make_step, to_device
 
     root = resolve_data(None if data is None else Path(data))
     cases = discover(root, require_labels=True, split="train")
@@ -294,9 +297,6 @@ def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, 
 def _validate(model, volumes, config: TrainConfig, ctx) -> float:
     """Mean Dice over the validation cases (sliding window at the crop, 50% overlap, ``config.blend``,
     flip TTA if ``config.tta``)."""
-    from attndilute.metrics import dice
-    from attndilute.training.inference import sliding_window_probs
-
     model.eval()
     total, n = 0.0, 0
     for vol in volumes:
@@ -317,9 +317,6 @@ def _validate(model, volumes, config: TrainConfig, ctx) -> float:
 
 
 def _save_best(model, path: Path, config: TrainConfig, epoch: int, val_dice: float, seed: int, masked: bool):
-    from attndilute import models
-    from attndilute.data import preprocessing_meta
-
     models.save(
         model, path, crop=list(config.crop), spacing=list(config.spacing), epoch=epoch, val_dice=val_dice,
         seed=seed, mask_padding=masked, pad_mode="symmetric", training=config.to_dict(),
@@ -427,8 +424,6 @@ class _Bar:
 
 
 def _plot(rows: list[dict[str, Any]], out: Path, config: TrainConfig) -> None:
-    from attndilute.training.curves import plot_curves
-
     plot_curves(rows, out / "curves.png", title=f"{config.model}, crop {'x'.join(map(str, config.crop))}")
 
 

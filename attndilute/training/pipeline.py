@@ -100,6 +100,7 @@ def train_transforms(config: TrainConfig):
             RandScaleIntensityd(keys="image", factors=(low - 1.0, high - 1.0), prob=config.intensity_prob)
         )
     if config.tumor_aware:  # after the spatial augmentations (seed §2.3)
+        # lazy: transforms subclasses MONAI's at module load; this module stays importable without it
         from attndilute.training.transforms import TumorAwareIntensityd
 
         steps.append(

@@ -18,9 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from attndilute import models
 from attndilute._io import atomic_path, claim_folder, remove, tmp_name
+from attndilute.data import check_preprocessing, discover, preprocess, resolve_data, to_source
 from attndilute.devices import resolve_device
 from attndilute.errors import AttnDiluteError
+from attndilute.training.inference import check_blend, sliding_window_probs
+from attndilute.training.pipeline import pad_to_crop
 
 
 def predict(
@@ -62,10 +66,6 @@ def predict(
     Returns:
         the mask paths written, in case order.
     """
-    from attndilute import models
-    from attndilute.data import check_preprocessing, discover, resolve_data
-    from attndilute.training.inference import check_blend
-
     check_blend(blend)  # before anything is read or written
     device = resolve_device(device)
     source = None if isinstance(model, nn.Module) else model
@@ -104,10 +104,6 @@ def predict(
 def _predict_into(out, model, cases, crop, spacing, device, probabilities, progress, *, overlap, tta,
                   sw_batch_size, blend) -> list[str]:  # fmt: skip
     """Masks (and probabilities) of ``cases`` written into the folder ``out``; their file names."""
-    from attndilute.data import preprocess, to_source
-    from attndilute.training.inference import sliding_window_probs
-    from attndilute.training.pipeline import pad_to_crop
-
     out.mkdir(parents=True)
     written = []
     for case in _wrap(progress)(cases):
