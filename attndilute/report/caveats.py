@@ -2,7 +2,7 @@
 
 The banner appears when the run is a fast demo (``D/demo.json`` written by ``attndilute demo``),
 when a model is barely trained (from its ``metrics.csv``, else its checkpoint header), or when a
-group is too small for a verdict (:data:`attndilute.report.readings.MIN_N`). Each rule is a pure
+group is too small for a verdict (:data:`attndilute.report.wording.MIN_N`). Each rule is a pure
 function of plain numbers, so the tests pin its sentence.
 """
 
@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from attndilute.report.readings import MIN_N
 from attndilute.report.summaries import smallest_group, training_records
+from attndilute.report.wording import MIN_N
 
 if TYPE_CHECKING:
     from attndilute.report.load import Run

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from attndilute.report.readings import Trend
+    from attndilute.report.wording import Trend
 
 #: plotly's default qualitative palette; configuration i gets colour i.
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880")

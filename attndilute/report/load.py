@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from attndilute.errors import AttnDiluteError
 from attndilute.evaluation.compare import compare
+from attndilute.models.checkpoint import read_checkpoint_meta
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,18 +174,6 @@ def read_cka(path: Path):
     return ds
 
 
-def read_checkpoint_meta(path: Path) -> dict:
-    """The ``attndilute`` JSON header of a ``.safetensors`` checkpoint (no tensor is read)."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            text = (handle.metadata() or {}).get("attndilute")
-        return json.loads(text) if text else {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise AttnDiluteError(f"not a readable checkpoint ({type(err).__name__})", path=path) from None
-
-
 def read_demo_record(path: Path) -> dict | None:
     """``demo.json`` as a dict; None when absent or not a JSON object (the banner then has less to say)."""
     try:
@@ -226,7 +215,8 @@ def _attempt(run: Run, section: str, path: Path, reader):
 
 
 def load_run(root: str | Path) -> Run:
-    """Read every part of a results folder that exists.
+    """Read every part of a results folder that exists (cohort, evaluations, per-configuration
+    runs, CKA, subtypes); an unreadable part is recorded as a problem of its section.
 
     Args:
         root: the results folder (``attndilute demo --out D``).
@@ -243,75 +233,81 @@ def load_run(root: str | Path) -> Run:
         raise AttnDiluteError("--run must be a folder", path=root)
     run = Run(root=root)
     run.demo = read_demo_record(root / DEMO_RECORD)
+    _load_cohort(run)
+    _load_tables(run)
+    run.configs = discover_configs(root, run.table)
+    for config in run.configs:
+        _load_config(run, config)
+    if run.table is None and run.evals:
+        run.table, run.tests = _compare(run)
+    _load_cka(run)
+    _load_subtypes(run)
+    return run
 
-    phantom = root / "data" / "phantom.csv"
+
+def _load_cohort(run: Run) -> None:
+    phantom, pad = run.root / "data" / "phantom.csv", run.root / "padstats.csv"
     if phantom.is_file():
         run.cohort = _attempt(run, "cohort", phantom, lambda: read_csv(phantom, ("case",)))
-    pad = root / "padstats.csv"
     if pad.is_file():
         run.padstats = _attempt(
             run, "cohort", pad, lambda: read_csv(pad, ("case", "extent", "padding_fraction"))
         )
 
-    ev = root / "eval"
+
+def _load_tables(run: Run) -> None:
+    """``eval/table.csv`` and ``eval/table_tests.csv`` as ``compare`` wrote them."""
     for name, attr in ((TABLE_NAME, "table"), (TESTS_NAME, "tests")):
-        path = ev / name
+        path = run.root / "eval" / name
         if path.is_file():
             cols = ("config",) if attr == "table" else ("config_a", "config_b")
             setattr(run, attr, _attempt(run, "segmentation", path, lambda p=path, c=cols: read_csv(p, c)))
-    run.configs = discover_configs(root, run.table)
 
-    for config in run.configs:
-        metrics = root / "runs" / config / "metrics.csv"
-        if metrics.is_file():
-            frame = _attempt(run, "training", metrics, lambda p=metrics: read_csv(p, ("epoch", "train_loss")))
-            if frame is not None:
-                run.metrics[config] = frame
-        for name in CHECKPOINTS:
-            ckpt = root / "runs" / config / name
-            if ckpt.is_file():
-                meta = _attempt(run, "training", ckpt, lambda p=ckpt: read_checkpoint_meta(p))
-                if meta:
-                    run.meta[config] = meta
-                break
-        per_case = ev / f"{config}.csv"
-        if per_case.is_file():
-            frame = _attempt(run, "segmentation", per_case, lambda p=per_case: read_eval(p))
-            if frame is not None:
-                run.evals[config] = frame
-        stages = root / "adi" / config / "adi_stages.csv"
-        if stages.is_file():
-            frame = _attempt(run, "adi", stages, lambda p=stages: read_adi(p))
-            if frame is not None:
-                run.adi[config] = frame
 
-    if run.table is None and run.evals:
-        run.table, run.tests = _compare(run)
+def _load_config(run: Run, config: str) -> None:
+    """One configuration's training metrics, checkpoint header, per-case evaluation and ADI."""
+    root = run.root
+    metrics = root / "runs" / config / "metrics.csv"
+    if metrics.is_file():
+        frame = _attempt(run, "training", metrics, lambda p=metrics: read_csv(p, ("epoch", "train_loss")))
+        if frame is not None:
+            run.metrics[config] = frame
+    for name in CHECKPOINTS:
+        ckpt = root / "runs" / config / name
+        if ckpt.is_file():
+            meta = _attempt(run, "training", ckpt, lambda p=ckpt: read_checkpoint_meta(p))
+            if meta:
+                run.meta[config] = meta
+            break
+    per_case = root / "eval" / f"{config}.csv"
+    if per_case.is_file():
+        frame = _attempt(run, "segmentation", per_case, lambda p=per_case: read_eval(p))
+        if frame is not None:
+            run.evals[config] = frame
+    stages = root / "adi" / config / "adi_stages.csv"
+    if stages.is_file():
+        frame = _attempt(run, "adi", stages, lambda p=stages: read_adi(p))
+        if frame is not None:
+            run.adi[config] = frame
 
-    cka_root = root / "cka"
+
+def _load_cka(run: Run) -> None:
+    cka_root = run.root / "cka"
     if cka_root.is_dir():
         for store in sorted(cka_root.glob("*/cka.zarr")):
             ds = _attempt(run, "cka", store, lambda p=store: read_cka(p))
             if ds is not None:
                 run.cka[store.parent.name] = ds
 
-    sub = root / "subtypes"
-    features, scores = sub / "features.csv", sub / "scores.csv"
+
+def _load_subtypes(run: Run) -> None:
+    features, scores = run.root / "subtypes" / "features.csv", run.root / "subtypes" / "scores.csv"
     if features.is_file():
-        run.features = _attempt(
-            run,
-            "subtypes",
-            features,
-            lambda: read_csv(features, ("case", "subtype", "contrast", "boundary_gradient")),
-        )
+        columns = ("case", "subtype", "contrast", "boundary_gradient")
+        run.features = _attempt(run, "subtypes", features, lambda: read_csv(features, columns))
     if scores.is_file():
-        run.scores = _attempt(
-            run,
-            "subtypes",
-            scores,
-            lambda: read_csv(scores, ("k", "silhouette", "calinski_harabasz", "davies_bouldin")),
-        )
-    return run
+        indices = ("k", "silhouette", "calinski_harabasz", "davies_bouldin")
+        run.scores = _attempt(run, "subtypes", scores, lambda: read_csv(scores, indices))
 
 
 def _compare(run: Run):

@@ -18,7 +18,7 @@ from attndilute.data.padstats import summarize
 from attndilute.evaluation.compare import MISSED_SDSC, as_bool
 from attndilute.evaluation.correlate import subtype_summary
 from attndilute.evaluation.formatting import median_iqr, rate_interval, to_markdown
-from attndilute.report.readings import Curve, Trend
+from attndilute.report.wording import Curve, Trend
 from attndilute.store.cka_figures import diagonal_pairs
 
 if TYPE_CHECKING:

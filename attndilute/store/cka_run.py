@@ -17,18 +17,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from attndilute._io import LOCK, claim_folder, fault_point, hold_lock
+from attndilute._io import LOCK, claim_folder, fault_point, hold_lock, write_zarr
 from attndilute.cka import MinibatchCKA
 from attndilute.data import discover, resolve_data
 from attndilute.errors import AttnDiluteError
-from attndilute.models import check_crop
 from attndilute.store.activations import ActivationStore, StoreKey
 from attndilute.store.capture import LayerCapture
 from attndilute.store.cka_figures import write_diagonal_png, write_heatmap_png, write_html
 from attndilute.store.cohort import capture_sharded, data_fingerprint, scan_loader
 from attndilute.store.layers import LayerSpec, select_layers
-from attndilute.store.parts import write_zarr
-from attndilute.store.sources import ModelSource, resolve_model
+from attndilute.store.sources import ModelSource, input_settings, resolve_model
 from attndilute.training import distributed
 
 
@@ -170,12 +168,6 @@ def cka_dataset(cka: torch.Tensor, specs_a: Sequence[LayerSpec], specs_b: Sequen
     return xr.Dataset({"cka": data}, coords=coords, attrs=attrs)
 
 
-def _check_crop(source: ModelSource, crop: tuple[int, int, int]) -> None:
-    if hasattr(source.model, "crop_divisor"):
-
-        check_crop(source.model, crop)
-
-
 def _store_for(source: ModelSource, specs, key_common: dict, store_dir: Path,
                opened: dict[Path, ActivationStore]) -> ActivationStore:
     key = StoreKey(model_hash=source.model_hash, layers=tuple(s.name for s in specs), **key_common)
@@ -238,13 +230,9 @@ def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> 
         raise AttnDiluteError(f"--pool must be positive (0 for no pooling), got {config.pool}")
     src_a = a if isinstance(a, ModelSource) else resolve_model(a, seed=config.seed)
     src_b = b if isinstance(b, ModelSource) else resolve_model(b, seed=config.seed, first=src_a)
-    crop = config.crop or src_a.meta.get("crop")
-    if crop is None:
-        raise AttnDiluteError(f"{src_a.spec}: the checkpoint records no crop", hint="pass --crop X Y Z")
-    crop = tuple(int(c) for c in crop)
-    for src in (src_a, src_b):
-        _check_crop(src, crop)
-    spacing = tuple(float(s) for s in src_a.meta.get("spacing", (1.0, 1.0, 1.0)))
+    settings = input_settings(src_a, config.crop, crop_owner="model A's training crop")
+    crop, spacing = settings.crop, settings.spacing
+    input_settings(src_b, crop)  # B must take A's crop too
 
     root = resolve_data(data)
     cases = discover(root)
@@ -260,8 +248,8 @@ def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> 
                  f"B {src_b.spec}, crop {size}, spacing {'x'.join(f'{v:g}' for v in spacing)} mm, "
                  f"device {ctx.device}" + (f" on each of {ctx.world} ranks" if ctx.world > 1 else "")
                  + f", {len(cases)} scans from {root}")
-        if config.crop is None:
-            announce(f"warning: --crop not given: using model A's training crop {size}")
+        for note in settings.defaulted:
+            announce(f"warning: {note}")
 
     inputs = [src.spec for src in (src_a, src_b) if Path(src.spec).is_file()]
     with contextlib.ExitStack() as stack:
@@ -278,14 +266,15 @@ def _run_cka(a, b, *, out, data, config, overwrite, ctx, progress, announce) -> 
                 refused = err
         if not distributed.broadcast_flag(refused is None, ctx):
             raise refused or AttnDiluteError("rank 0 could not claim the output folder", path=out)
-        return _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing,
+        return _compare(src_a, src_b, specs_a, specs_b, cases, root, settings,
                         store_dir if ctx.main else None, claim.path if ctx.main else None, config,
                         progress, ctx)
 
 
-def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_dir, out, config,
+def _compare(src_a, src_b, specs_a, specs_b, cases, root, settings, store_dir, out, config,
              progress, ctx) -> CKARun | None:
     """Capture (or reuse) both stores, compute minibatch CKA, write the results into ``out`` (rank 0)."""
+    crop, spacing = settings.crop, settings.spacing
     t0 = time.perf_counter()
     store_a = store_b = None
     if ctx.main:
@@ -294,7 +283,6 @@ def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_d
         opened: dict[Path, ActivationStore] = {}
         store_a = _store_for(src_a, specs_a, common, store_dir, opened)
         store_b = _store_for(src_b, specs_b, common, store_dir, opened)
-    in_channels = int(src_a.meta.get("kwargs", {}).get("in_channels", 1))
     same = distributed.broadcast_object(store_b is store_a if ctx.main else None, ctx)
     cap_a = LayerCapture(src_a.model, specs_a, crop=crop, pool=config.pool)
     cap_b = cap_a if same and ctx.world > 1 else LayerCapture(src_b.model, specs_b, crop=crop,
@@ -303,7 +291,7 @@ def _compare(src_a, src_b, specs_a, specs_b, cases, root, crop, spacing, store_d
     with contextlib.ExitStack() as stack:
         for cap in {id(c): c for c in (cap_a, cap_b)}.values():
             stack.enter_context(cap)
-        load = scan_loader(cases, crop=crop, spacing=spacing, in_channels=in_channels)
+        load = scan_loader(cases, crop=crop, spacing=spacing, in_channels=settings.in_channels)
         capture_sharded(jobs, lambda i: load(i).to(ctx.device), ctx, progress=progress)
     t1 = time.perf_counter()
 

@@ -6,7 +6,7 @@ commit, so a kill at any moment leaves either a whole part or a temporary file t
 read. Each part records what it must hold (its run key, its scans, and the count of NaN cells of
 every variable); on resume a part is reused only if it still matches, and anything else in the
 folder is this run's own debris and is removed. When the run is complete the parts become one
-zarr store (:func:`write_zarr`).
+zarr store (:func:`attndilute._io.write_zarr`).
 
 A part is a plain ``.npz`` (numpy arrays, strings as fixed-width unicode, never pickled) with the
 Dataset's structure as JSON, rather than a zarr store: one file is one rename, and it costs a few
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +33,6 @@ import numpy as np
 from attndilute._io import atomic_path, fault_point, remove
 
 _PART = re.compile(r"^(\d{5})\.npz$")
-_ZARR_NOTE = "Consolidated metadata is currently not part"
 
 
 def _nan_counts(ds) -> dict[str, int]:
@@ -147,10 +145,3 @@ def read_part(path: Path):
         data = {n: var(n, spec) for n, spec in meta.pop("data_vars").items()}
     ds = xr.Dataset(data, coords=coords, attrs=meta.pop("attrs"))
     return ds, meta
-
-
-def write_zarr(ds, path: str | Path) -> None:
-    """A Dataset as zarr v3 with consolidated metadata, atomically (``xr.open_zarr`` opens it quietly)."""
-    with atomic_path(Path(path), is_dir=True) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_ZARR_NOTE)
-        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)

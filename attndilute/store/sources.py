@@ -24,7 +24,7 @@ from torch import nn
 
 from attndilute.data import check_preprocessing
 from attndilute.errors import AttnDiluteError
-from attndilute.models import build, load
+from attndilute.models import build, check_crop, load
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,49 @@ def resolve_model(spec: str, *, seed: int = 0, first: ModelSource | None = None)
         base = _load_file(target)
         return _random_like(base.model, seed, spec, f"init-{base.name}-s{seed}")
     return _load_file(spec)
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """How scans are prepared for a model: ``crop`` (X, Y, Z), ``spacing`` in mm, ``in_channels``,
+    and one note per value that was not given and not recorded by the model (``defaulted``)."""
+
+    crop: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    in_channels: int
+    defaulted: tuple[str, ...]
+
+
+def input_settings(source: ModelSource, crop=None, *, crop_owner: str = "") -> InputSettings:
+    """The crop (given, else the model's training crop), the spacing and the input channels the
+    model records, checked against the model (:func:`attndilute.models.check_crop`); shared by
+    ``adi`` and ``cka``.
+
+    Args:
+        source: the model.
+        crop: ``--crop``; None -> the model's.
+        crop_owner: who the crop belongs to in the notes (``"model A's"``); default the
+            checkpoint's (or the family default's, for imported weights).
+
+    Raises:
+        AttnDiluteError: no crop given or recorded, or a crop the model cannot take.
+    """
+    meta = source.meta
+    imported = "imported_from" in meta  # foreign weights: crop and spacing are the family's defaults
+    defaulted = []
+    if crop is None:
+        crop = meta.get("crop") or ()
+        if crop:
+            owner = crop_owner or ("the family default" if imported else "the checkpoint's")
+            defaulted.append(f"--crop not given: using {owner} {'x'.join(map(str, crop))}")
+    crop = tuple(int(c) for c in crop)
+    if len(crop) != 3:
+        raise AttnDiluteError(f"{source.spec}: the checkpoint records no crop", hint="pass --crop X Y Z")
+    if hasattr(source.model, "crop_divisor"):
+        check_crop(source.model, crop)
+    spacing = tuple(float(s) for s in meta.get("spacing", (1.0, 1.0, 1.0)))
+    if imported or "spacing" not in meta:
+        size = "x".join(f"{v:g}" for v in spacing)
+        defaulted.append(f"the weights record no training spacing: resampling to {size} mm "
+                         "(the spacing the model was trained at gives comparable ADI)")
+    return InputSettings(crop, spacing, int(meta.get("kwargs", {}).get("in_channels", 1)), tuple(defaulted))

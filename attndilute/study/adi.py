@@ -21,15 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attndilute._io import atomic_path, claim_folder, fault_point
+from attndilute._io import atomic_path, claim_folder, fault_point, write_zarr
 from attndilute.data import crop_or_pad, discover, preprocess, resolve_data
 from attndilute.errors import AttnDiluteError
 from attndilute.instrument import measure_adi
 from attndilute.instrument.dataset import stage_table
-from attndilute.models import check_crop
 from attndilute.names import model_label
-from attndilute.store.parts import Parts, write_zarr
-from attndilute.store.sources import resolve_model
+from attndilute.store.parts import Parts
+from attndilute.store.sources import input_settings, resolve_model
 from attndilute.study.adi_figures import write_adi_html, write_adi_png
 from attndilute.study.adi_summary import deepest_spearman, stage_summary
 from attndilute.training import distributed
@@ -191,29 +190,12 @@ class _Setup:
 
 def _resolve(model, data, crop, split, seed, device) -> _Setup:
     source = resolve_model(model, seed=seed)
-    meta = source.meta
-    imported = "imported_from" in meta  # foreign weights: crop and spacing are the family's defaults
-    recorded = "the family default" if imported else "the checkpoint's"
-    defaulted = []
-    if crop is None:
-        crop = meta.get("crop") or ()
-        if crop:
-            defaulted.append(f"--crop not given: using {recorded} {'x'.join(map(str, crop))}")
-    crop = tuple(int(c) for c in crop)
-    if len(crop) != 3:
-        raise AttnDiluteError(f"{model}: the checkpoint records no crop", hint="pass --crop X Y Z")
-    if hasattr(source.model, "crop_divisor"):
-        check_crop(source.model, crop)
-    spacing = tuple(float(s) for s in meta.get("spacing", (1.0, 1.0, 1.0)))
-    if imported or "spacing" not in meta:
-        size = "x".join(f"{v:g}" for v in spacing)
-        defaulted.append(f"the weights record no training spacing: resampling to {size} mm "
-                         "(the spacing the model was trained at gives comparable ADI)")
-    in_channels = int(meta.get("kwargs", {}).get("in_channels", 1))
+    s = input_settings(source, crop)
     net = source.model.to(device).eval()
     root = resolve_data(data)
     cases = discover(root, split=split)
-    return _Setup(str(model), source, net, crop, spacing, in_channels, device, root, cases, defaulted)
+    return _Setup(str(model), source, net, s.crop, s.spacing, s.in_channels, device, root, cases,
+                  list(s.defaulted))
 
 
 def _claim_on_rank0(stack, out, overwrite, setup: _Setup, ctx):

@@ -68,11 +68,6 @@ ENTRIES = (
 )  # fmt: skip
 
 
-#: The demo's steps in order (for progress: ``on_start`` gets each name as it begins).
-STEPS = ("phantom", "padstats", "subtypes", *(f"{step} {n}" for step in ("train", "predict", "adi")
-                                              for n in CONFIGS), "evaluate", "cka", "report")
-
-
 @dataclass
 class DemoResult:
     out: Path
@@ -105,102 +100,126 @@ def run_demo(
     """
     cfg = config or (FAST if fast else FULL)
     device = str(resolve_device(device))  # checked before anything is written
-    final = Path(out).expanduser()
-    result = DemoResult(final)
+    result = DemoResult(Path(out).expanduser())
     t_all = time.perf_counter()
-
-    def step(name: str, t0: float) -> None:
-        result.seconds[name] = time.perf_counter() - t0
-        log(f"{name:<10s} {result.seconds[name]:7.1f} s")
-        if name in STEPS[:-1] and on_start is not None:
-            on_start(STEPS[STEPS.index(name) + 1], STEPS.index(name) + 1)
-
-    with claim_folder(final, "demo", overwrite=overwrite) as claim:
+    with claim_folder(result.out, "demo", overwrite=overwrite) as claim:
         d = claim.path
         clear_entries(d, earlier=claim.earlier)
         write_record(d, cfg)
-        if on_start is not None:  # only once the folder is claimed: a refusal stays one line
-            on_start(STEPS[0], 0)
-        t0 = time.perf_counter()
-        data = d / "data"
-        write_phantom(data, n=cfg.n_cases, seed=cfg.seed, profile="small")
-        step("phantom", t0)
-
-        t0 = time.perf_counter()
-        base_cfg = resolve_config(CONFIGS["base"])
-        rows = padding_table(data, base_cfg.crop, spacing=base_cfg.spacing)
-        write_table(rows, d / "padstats.csv")
-        step("padstats", t0)
-
-        t0 = time.perf_counter()
-        run_subtypes(data, d / "subtypes")
-        step("subtypes", t0)
-
-        best: dict[str, Path] = {}
-        epochs = {"base": cfg.base_epochs, "act": cfg.act_epochs}
-        for name, preset in CONFIGS.items():
+        demo = _Demo(d, cfg, device, result)
+        for index, (name, run) in enumerate(STEP_TABLE):
+            if on_start is not None:  # only once the folder is claimed: a refusal stays one line
+                on_start(name, index)
             t0 = time.perf_counter()
-            summary = train(
-                data, d / "runs" / name, preset, epochs=epochs[name], seed=cfg.seed, progress=False,
-                device=device,
-            )
-            if summary["best"] is None:
-                raise AttnDiluteError(
-                    f"training {name} ended without a validated checkpoint", path=d / "runs" / name
-                )
-            best[name] = Path(summary["best"])
-            compact_run(d / "runs" / name, half=cfg.variant == "fast")
-            step(f"train {name}", t0)
-
-        for name in CONFIGS:
-            t0 = time.perf_counter()
-            predict(best[name], data, d / "preds" / name, split="test", progress=False, device=device)
-            step(f"predict {name}", t0)
-
-        for name in CONFIGS:
-            t0 = time.perf_counter()
-            run = run_adi(str(best[name]), out=d / "adi" / name, data=data, split="test", seed=cfg.seed,
-                          device=device)
-            stages = run.stages
-            deepest = int(stages["stage"].max())
-            result.adi[name] = float(stages.loc[stages["stage"] == deepest, "adi"].mean())
-            step(f"adi {name}", t0)
-
-        t0 = time.perf_counter()
-        tables = []
-        for name in CONFIGS:
-            path = d / "eval" / f"{name}.csv"
-            evaluate(
-                d / "preds" / name,
-                data,
-                out=path,
-                split="test",
-                padstats=d / "padstats.csv",
-                adi=d / "adi" / name / "adi_stages.csv",
-                subtypes=d / "subtypes" / "features.csv",
-            )
-            tables.append(path)
-        result.table = compare_files(tables, list(CONFIGS), out=d / "eval" / "table.csv").table
-        step("evaluate", t0)
-
-        t0 = time.perf_counter()
-        cka_cfg = CKAConfig(batch_size=cfg.cka_batch, seed=cfg.seed, store_dir=d / "cka" / "activations")
-        pairs = {
-            "base_vs_act": (best["base"], best["act"]),
-            "base_vs_init": (best["base"], "init:A"),
-            "act_vs_init": (best["act"], "init:A"),
-        }
-        for label, (a, b) in pairs.items():
-            run_cka(str(a), str(b), out=d / "cka" / label, data=data, config=cka_cfg)
-        remove(d / "cka" / "activations")  # a cache for reruns of cka; the demo reruns from scratch
-        step("cka", t0)
-
-        t0 = time.perf_counter()
-        build_report(d, d / "report.html")
-        share_plotly_js(d, within=[d / name for name in ENTRIES])  # one plotly.min.js for the demo's pages
-        step("report", t0)
+            run(demo)
+            result.seconds[name] = time.perf_counter() - t0
+            log(f"{name:<10s} {result.seconds[name]:7.1f} s")
     result.seconds["total"] = time.perf_counter() - t_all
     return result
+
+
+@dataclass
+class _Demo:
+    """What the steps share: the claimed folder (written in place), the sizes, the device, the
+    validated checkpoints and the result being filled."""
+
+    d: Path
+    cfg: DemoConfig
+    device: str
+    result: DemoResult
+    best: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def data(self) -> Path:
+        return self.d / "data"
+
+
+def _phantom(demo: _Demo) -> None:
+    write_phantom(demo.data, n=demo.cfg.n_cases, seed=demo.cfg.seed, profile="small")
+
+
+def _padstats(demo: _Demo) -> None:
+    base = resolve_config(CONFIGS["base"])
+    write_table(padding_table(demo.data, base.crop, spacing=base.spacing), demo.d / "padstats.csv")
+
+
+def _subtypes(demo: _Demo) -> None:
+    run_subtypes(demo.data, demo.d / "subtypes")
+
+
+def _train(name: str) -> Callable[[_Demo], None]:
+    def run(demo: _Demo) -> None:
+        epochs = {"base": demo.cfg.base_epochs, "act": demo.cfg.act_epochs}[name]
+        folder = demo.d / "runs" / name
+        summary = train(demo.data, folder, CONFIGS[name], epochs=epochs, seed=demo.cfg.seed, progress=False,
+                        device=demo.device)  # fmt: skip
+        if summary.best is None:
+            raise AttnDiluteError(f"training {name} ended without a validated checkpoint", path=folder)
+        demo.best[name] = Path(summary.best)
+        compact_run(folder, half=demo.cfg.variant == "fast")
+
+    return run
+
+
+def _predict(name: str) -> Callable[[_Demo], None]:
+    def run(demo: _Demo) -> None:
+        predict(demo.best[name], demo.data, demo.d / "preds" / name, split="test", progress=False,
+                device=demo.device)  # fmt: skip
+
+    return run
+
+
+def _adi(name: str) -> Callable[[_Demo], None]:
+    def run(demo: _Demo) -> None:
+        stages = run_adi(str(demo.best[name]), out=demo.d / "adi" / name, data=demo.data, split="test",
+                         seed=demo.cfg.seed, device=demo.device).stages  # fmt: skip
+        deepest = int(stages["stage"].max())
+        demo.result.adi[name] = float(stages.loc[stages["stage"] == deepest, "adi"].mean())
+
+    return run
+
+
+def _evaluate(demo: _Demo) -> None:
+    d = demo.d
+    tables = []
+    for name in CONFIGS:
+        path = d / "eval" / f"{name}.csv"
+        evaluate(d / "preds" / name, demo.data, out=path, split="test", padstats=d / "padstats.csv",
+                 adi=d / "adi" / name / "adi_stages.csv", subtypes=d / "subtypes" / "features.csv")
+        tables.append(path)
+    demo.result.table = compare_files(tables, list(CONFIGS), out=d / "eval" / "table.csv").table
+
+
+def _cka(demo: _Demo) -> None:
+    d, best = demo.d, demo.best
+    cka_cfg = CKAConfig(batch_size=demo.cfg.cka_batch, seed=demo.cfg.seed,
+                        store_dir=d / "cka" / "activations")
+    pairs = {"base_vs_act": (best["base"], best["act"]), "base_vs_init": (best["base"], "init:A"),
+             "act_vs_init": (best["act"], "init:A")}  # fmt: skip
+    for label, (a, b) in pairs.items():
+        run_cka(str(a), str(b), out=d / "cka" / label, data=demo.data, config=cka_cfg)
+    remove(d / "cka" / "activations")  # a cache for reruns of cka; the demo reruns from scratch
+
+
+def _report(demo: _Demo) -> None:
+    build_report(demo.d, demo.d / "report.html")
+    share_plotly_js(demo.d, within=[demo.d / name for name in ENTRIES])  # one plotly.min.js for them
+
+
+#: The demo's steps in order, as (name, function of the shared :class:`_Demo`); ``on_start`` gets
+#: each name as it begins, and the result's ``seconds`` holds each step's time under its name.
+STEP_TABLE: tuple[tuple[str, Callable[[_Demo], None]], ...] = (
+    ("phantom", _phantom),
+    ("padstats", _padstats),
+    ("subtypes", _subtypes),
+    *((f"train {n}", _train(n)) for n in CONFIGS),
+    *((f"predict {n}", _predict(n)) for n in CONFIGS),
+    *((f"adi {n}", _adi(n)) for n in CONFIGS),
+    ("evaluate", _evaluate),
+    ("cka", _cka),
+    ("report", _report),
+)
+STEPS = tuple(name for name, _ in STEP_TABLE)
 
 
 def settings(device: str | None = None) -> dict:

@@ -2,7 +2,7 @@
 
     from attndilute.training import train, predict
     summary = train(None, "runs/tiny", preset="tiny")          # None -> embedded phantom
-    paths = predict(summary["best"], None, "preds/tiny", split="test")
+    paths = predict(summary.best, None, "preds/tiny", split="test")
 
 MONAI is imported when a function runs, so importing this package stays light.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attndilute.training.loop import METRIC_COLUMNS, REPRODUCIBLE_COLUMNS, read_metrics, train
+from attndilute.training.loop import METRIC_COLUMNS, REPRODUCIBLE_COLUMNS, TrainResult, read_metrics, train
 from attndilute.training.predict import predict
 from attndilute.training.train_presets import TRAIN_PRESETS, TrainConfig, list_presets, resolve_config
 
@@ -20,6 +20,7 @@ __all__ = [
     "TRAIN_PRESETS",
     "REPRODUCIBLE_COLUMNS",
     "TrainConfig",
+    "TrainResult",
     "TumorAwareIntensityd",
     "list_presets",
     "predict",

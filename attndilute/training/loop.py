@@ -48,6 +48,63 @@ REPRODUCIBLE_COLUMNS = ("epoch", "lr", "train_loss", "val_dice", "best_val_dice"
 CKPT_VERSION = 1
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns (``attndilute train`` prints it).
+
+    Attributes:
+        best_val_dice: best mean validation Dice (NaN before any validation).
+        best_epoch: its epoch (0: no validation yet).
+        best: ``out/best.safetensors``, or None before any validation.
+        last, metrics, curves: ``out/last.ckpt``, ``out/metrics.csv``, ``out/curves.png``.
+        epochs: epochs completed.
+        seconds: wall time of the call.
+        train_cases, val_cases: cases trained and validated on.
+        config: the resolved :class:`TrainConfig` as a dict.
+        preset: its name (None for a TrainConfig).
+        seed: the seed.
+        init: ``scratch`` or the pretrained weights and how many tensors they set.
+    """
+
+    best_val_dice: float
+    best_epoch: int
+    best: Path | None
+    last: Path
+    metrics: Path
+    curves: Path
+    epochs: int
+    seconds: float
+    train_cases: int
+    val_cases: int
+    config: dict[str, Any]
+    preset: str | None
+    seed: int
+    init: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """The settings of one run, new or resumed (:func:`run_spec`)."""
+
+    config: TrainConfig
+    data: str | Path | None
+    out: Path
+    state: dict[str, Any] | None  # the last.ckpt being resumed
+    preset: str | None
+    seed: int
+    fold: int | None
+    folds: int | None
+    init: str | Path | None
+    scratch: bool
+    mask_padding: bool
+
+    def record(self) -> dict[str, Any]:
+        """The settings ``last.ckpt`` keeps, so that a resume uses them."""
+        return {"config": self.config.to_dict(), "preset": self.preset, "seed": self.seed, "fold": self.fold,
+                "folds": self.folds, "init": _str(self.init), "scratch": self.scratch,
+                "mask_padding": self.mask_padding, "data": _str(self.data)}  # fmt: skip
+
+
 def train(
     data: str | Path | None = None,
     out: str | Path = "runs/train",
@@ -66,14 +123,14 @@ def train(
     overwrite: bool = False,
     device: str | None = None,
     **overrides: Any,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train a segmentation model on the training split of ``data`` (seed §2.5).
 
     Args:
         data: data folder (nnU-Net raw, MSD, flat); None -> the embedded phantom.
         out: run folder for ``metrics.csv``, ``best.safetensors``, ``last.ckpt``, ``curves.png``.
-        preset: a training preset (:data:`attndilute.training.train_presets.TRAIN_PRESETS`) or a TrainConfig;
-            None -> ``tiny`` (or, with ``resume``, the saved run's).
+        preset: a training preset (:data:`attndilute.training.train_presets.TRAIN_PRESETS`) or a
+            TrainConfig; None -> ``tiny`` (or, with ``resume``, the saved run's).
         epochs: schedule length; default the preset's (x ``scratch_factor`` with ``scratch`` on a
             pretrained preset, as the seed trains Scratch models twice as long).
         seed: fixes the initialisation, crops, augmentation and data order (None -> 0).
@@ -95,19 +152,41 @@ def train(
         **overrides: any :class:`TrainConfig` field (``crop``, ``spacing``, ``lr``, ``batch_size``,
             ``val_every``, ``tumor_aware``, ...).
 
-    Returns:
-        summary: ``best_val_dice``, ``best_epoch``, ``best`` (path of best.safetensors),
-        ``last``, ``metrics``, ``curves``, ``epochs`` (completed), ``seconds``, ``train_cases``,
-        ``val_cases``, ``config``, ``preset`` (name, or None for a TrainConfig), ``seed``, ``init``.
-
     Raises:
         AttnDiluteError: bad data (no labels), a crop the model cannot take, an ``init`` file of
             another family, a run folder that already holds a run (without ``resume``), ...
+
+    Its length is the documented signature: the code is 20 lines, and the steps are
+    :func:`run_spec`, ``_setup``, ``_train_epoch`` and ``_end_epoch``.
     """
     started = time.perf_counter()
+    spec = run_spec(data, out, preset, epochs=epochs, seed=seed, fold=fold, folds=folds, resume=resume,
+                    init=init, scratch=scratch, mask_padding=mask_padding, overrides=overrides)  # fmt: skip
+    ctx = distributed.setup(device)
+    try:
+        inputs = {"cohorts": [] if spec.data is None else [spec.data],
+                  "files": [] if spec.init is None else [spec.init]}
+        with contextlib.ExitStack() as stack:
+            refused = None
+            if ctx.main:  # rank 0 writes, so rank 0 claims; every rank learns whether it could
+                try:
+                    claim = claim_folder(spec.out, "train", overwrite=overwrite or resume, **inputs)
+                    stack.enter_context(claim)
+                except AttnDiluteError as err:
+                    refused = err
+            if not distributed.broadcast_flag(refused is None, ctx):
+                raise refused or AttnDiluteError("rank 0 could not claim the run folder", path=spec.out)
+            return _run(spec, ctx, progress=progress, stop_after=stop_after, started=started)
+    finally:
+        distributed.teardown(ctx)
+
+
+def run_spec(data, out, preset, *, epochs, seed, fold, folds, resume, init, scratch, mask_padding,
+             overrides: dict[str, Any]) -> RunSpec:  # fmt: skip
+    """The settings of a run: a new one from the preset and overrides, or the saved ones of
+    ``out/last.ckpt`` (given settings must agree with them). Arguments as :func:`train`."""
     out = Path(out)
     ckpt_path = out / "last.ckpt"
-    state = None
     if resume:
         if not ckpt_path.is_file():
             raise AttnDiluteError("nothing to resume: no last.ckpt", path=out, hint="start without --resume")
@@ -116,182 +195,196 @@ def train(
         saved = TrainConfig(**_tuples(run["config"]))
         _check_resume(saved, overrides, run, preset=preset, seed=seed, init=init, fold=fold, folds=folds,
                       scratch=scratch, mask_padding=mask_padding, path=ckpt_path)  # fmt: skip
-        config = resolve_config(saved, epochs=epochs)
-        seed, fold, folds = run["seed"], run["fold"], run["folds"]
-        init, scratch, mask_padding = run["init"], run["scratch"], run["mask_padding"]
-        preset = run.get("preset")  # None in runs saved before the name was stored
-        data = data if data is not None else run["data"]  # the data may have moved
-    else:
-        if ckpt_path.exists():
-            raise AttnDiluteError(
-                "the run folder already holds a run", path=out, hint="pass --resume, or choose another --out"
-            )
-        preset = "tiny" if preset is None else preset
-        seed = 0 if seed is None else seed  # scratch and mask_padding: None reads as False below
-        config = resolve_config(preset, **overrides)
-        if epochs is None and scratch and config.pretrained:
-            epochs = int(round(config.epochs * config.scratch_factor))
-        config = resolve_config(config, epochs=epochs)
-        if init is not None and scratch:
-            raise AttnDiluteError("--init and --scratch exclude each other")
-        if config.pretrained and init is None and not scratch:
-            raise AttnDiluteError(
-                f"preset {preset!r} fine-tunes pretrained weights",
-                hint="pass --init PATH (SMIT or Swin UNETR weights) or --scratch",
-            )
-    ctx = distributed.setup(device)
-    try:
-        inputs = {"cohorts": [] if data is None else [data], "files": [] if init is None else [init]}
-        with contextlib.ExitStack() as stack:
-            refused = None
-            if ctx.main:  # rank 0 writes, so rank 0 claims; every rank learns whether it could
-                try:
-                    stack.enter_context(claim_folder(out, "train", overwrite=overwrite or resume, **inputs))
-                except AttnDiluteError as err:
-                    refused = err
-            if not distributed.broadcast_flag(refused is None, ctx):
-                raise refused or AttnDiluteError("rank 0 could not claim the run folder", path=out)
-            return _run(
-                config, data, out, state=state, preset=preset if isinstance(preset, str) else None,
-                seed=int(seed), fold=fold, folds=folds, init=init,
-                scratch=bool(scratch), mask_padding=bool(mask_padding), progress=progress,
-                stop_after=stop_after, ctx=ctx, started=started,
-            )  # fmt: skip
-    finally:
-        distributed.teardown(ctx)
+        return RunSpec(resolve_config(saved, epochs=epochs), data if data is not None else run["data"], out,
+                       state, run.get("preset"), int(run["seed"]), run["fold"], run["folds"], run["init"],
+                       bool(run["scratch"]), bool(run["mask_padding"]))  # fmt: skip
+    if ckpt_path.exists():
+        raise AttnDiluteError(
+            "the run folder already holds a run", path=out, hint="pass --resume, or choose another --out"
+        )
+    preset = "tiny" if preset is None else preset
+    config = resolve_config(preset, **overrides)
+    if epochs is None and scratch and config.pretrained:
+        epochs = int(round(config.epochs * config.scratch_factor))
+    config = resolve_config(config, epochs=epochs)
+    if init is not None and scratch:
+        raise AttnDiluteError("--init and --scratch exclude each other")
+    if config.pretrained and init is None and not scratch:
+        raise AttnDiluteError(
+            f"preset {preset!r} fine-tunes pretrained weights",
+            hint="pass --init PATH (SMIT or Swin UNETR weights) or --scratch",
+        )
+    name = preset if isinstance(preset, str) else None
+    return RunSpec(config, data, out, None, name, 0 if seed is None else int(seed), fold, folds, init,
+                   bool(scratch), bool(mask_padding))
 
 
-def _run(config, data, out, *, state, preset, seed, fold, folds, init, scratch, mask_padding, progress,
-         stop_after, ctx, started) -> dict[str, Any]:  # fmt: skip
+@dataclasses.dataclass
+class TrainState:
+    """What the epochs of one run share: the model and its optimiser, the data, the best score."""
+
+    spec: RunSpec
+    ctx: Any  # distributed.Dist
+    model: torch.nn.Module
+    scored: torch.nn.Module  # the weights validation scores and best.safetensors keeps (EMA or model)
+    ema: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    step: Any  # (image, label, real) -> loss (training/step.py)
+    dataset: Any
+    loader: Any
+    val_vols: list
+    bar: Any
+    n_train: int
+    n_val: int
+    init_report: str
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best: float = -math.inf
+    best_epoch: int = 0
+    start: int = 0
+    net: torch.nn.Module | None = None  # the model, wrapped in DDP under torchrun
+
+
+def _setup(spec: RunSpec, ctx, progress: bool) -> TrainState:
+    """Data, model (initialised from the seed, or the pretrained weights), optimiser, schedule,
+    loss and step; with a resumed run's state restored."""
     from monai.losses import DiceCELoss
 
-
-    root = resolve_data(None if data is None else Path(data))
+    config = spec.config
+    root = resolve_data(None if spec.data is None else Path(spec.data))
     cases = discover(root, require_labels=True, split="train")
-    train_cases, val_cases = split_cases(cases, folds=folds, fold=fold, val_fraction=config.val_fraction)
+    train_cases, val_cases = split_cases(cases, folds=spec.folds, fold=spec.fold,
+                                         val_fraction=config.val_fraction)
     if config.batch_size % ctx.world:
         raise AttnDiluteError(
             f"batch_size {config.batch_size} is not divisible by the {ctx.world} processes",
             hint="the batch size is global; use a multiple of --nproc_per_node",
         )
-
-    torch.manual_seed(seed)
-    model = models.build(config.model, crop=config.crop, spacing=config.spacing, mask_padding=mask_padding)
-    init_report = "scratch" if init is None else str(init)
-    if init is not None and state is None:
-        loaded, missing, _ = models.load_weights(model, init)
-        init_report = f"{init} ({loaded} tensors, {len(missing)} left at init)"
+    torch.manual_seed(spec.seed)
+    model = models.build(config.model, crop=config.crop, spacing=config.spacing,
+                         mask_padding=spec.mask_padding)
+    init_report = "scratch" if spec.init is None else str(spec.init)
+    if spec.init is not None and spec.state is None:
+        loaded, missing, _ = models.load_weights(model, spec.init)
+        init_report = f"{spec.init} ({loaded} tensors, {len(missing)} left at init)"
     to_device(model, ctx.device)  # channels_last_3d weights (training/step.py)
 
     bar = _Bar(progress and ctx.main)
     train_vols = load_volumes(train_cases, config, progress=bar.wrap("preprocessing"))
     val_vols = load_volumes(val_cases[ctx.rank :: ctx.world], config)
-    dataset = CropDataset(train_vols, config, seed=seed)
-    loader = make_loader(dataset, config.batch_size // ctx.world, rank=ctx.rank, world=ctx.world, seed=seed)
-    steps_per_epoch = len(loader)
-
+    dataset = CropDataset(train_vols, config, seed=spec.seed)
+    loader = make_loader(dataset, config.batch_size // ctx.world, rank=ctx.rank, world=ctx.world,
+                         seed=spec.seed)
+    steps = config.epochs * len(loader)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = warmup_cosine(optimizer, config.epochs * steps_per_epoch,
-                              warmup_steps=config.warmup_steps(steps_per_epoch))
+    scheduler = warmup_cosine(optimizer, steps, warmup_steps=config.warmup_steps(len(loader)))
     loss_fn = DiceCELoss(
         to_onehot_y=True, softmax=True, batch=config.batch_dice, include_background=config.dice_background,
         lambda_dice=1.0, lambda_ce=1.0,
     )
-
-    rows: list[dict[str, Any]] = []
-    best, best_epoch, start = -math.inf, 0, 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_length(scheduler, config.epochs * steps_per_epoch, config.warmup,  # --epochs may extend it
-                   warmup_steps=config.warmup_steps(steps_per_epoch))
-        rows, best, best_epoch, start = state["rows"], state["best"], state["best_epoch"], state["epoch"]
-    ema = _make_ema(model, config.ema_decay)  # None when off
-    if state is not None and ema is not None:  # resume keeps the settings, so the average is there
-        ema.load_state_dict(state["ema"])
-    scored = model if ema is None else ema.module  # the weights validation scores and best.safetensors keeps
+    s = TrainState(spec, ctx, model, model, None, optimizer, scheduler, None, dataset, loader, val_vols, bar,
+                   len(train_cases), len(val_cases), init_report)  # fmt: skip
+    if spec.state is not None:
+        model.load_state_dict(spec.state["model"])
+        optimizer.load_state_dict(spec.state["optimizer"])
+        scheduler.load_state_dict(spec.state["scheduler"])
+        set_length(scheduler, steps, config.warmup,  # --epochs may extend it
+                   warmup_steps=config.warmup_steps(len(loader)))
+        s.rows, s.best, s.best_epoch, s.start = (spec.state[k] for k in ("rows", "best", "best_epoch",
+                                                                          "epoch"))
+    s.ema = _make_ema(model, config.ema_decay)  # None when off
+    if spec.state is not None and s.ema is not None:  # resume keeps the settings, so the average is there
+        s.ema.load_state_dict(spec.state["ema"])
+    s.scored = model if s.ema is None else s.ema.module
     net = model
     if ctx.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
-    step = make_step(
-        net, optimizer, loss_fn, device=ctx.device, precision=config.precision, grad_clip=config.grad_clip,
-        scheduler=scheduler,
-    )  # fmt: skip
+    s.step = make_step(net, optimizer, loss_fn, device=ctx.device, precision=config.precision,
+                       grad_clip=config.grad_clip, scheduler=scheduler)  # fmt: skip
+    s.net = net
+    return s
+
+
+def _train_epoch(s: TrainState, epoch: int) -> tuple[float, float]:
+    """One pass over the crops; returns (mean training loss over every rank, learning rate at the start).
+
+    Raises:
+        AttnDiluteError: the loss is not finite (before a NaN model can overwrite ``last.ckpt``).
+    """
+    torch.manual_seed(sample_seed(s.spec.seed, epoch, 2**31 - 1))
+    s.dataset.set_epoch(epoch)
+    s.loader.sampler.set_epoch(epoch)
+    s.net.train()
+    lr = s.optimizer.param_groups[0]["lr"]
+    loss_sum, count = 0.0, 0
+    for batch in s.bar.wrap(f"epoch {epoch}/{s.spec.config.epochs}")(s.loader):
+        loss = s.step(batch["image"], batch["label"], batch["real"])  # image, label (b, 1, *crop)
+        if s.ema is not None:
+            s.ema.update_parameters(s.model)
+        loss_sum += float(loss) * batch["image"].shape[0]
+        count += batch["image"].shape[0]
+    loss_sum, count = distributed.all_sum([loss_sum, count], s.ctx)
+    if not math.isfinite(loss_sum):
+        raise AttnDiluteError(
+            f"training diverged: the loss is not finite in epoch {epoch}", path=s.spec.out,
+            hint=f"lower --lr or use --precision fp32; last.ckpt holds epoch {epoch - 1}"
+            if epoch > 1 else "lower --lr or use --precision fp32",
+        )  # fmt: skip
+    return loss_sum / max(count, 1), lr
+
+
+def _end_epoch(s: TrainState, epoch: int, loss: float, lr: float, tic: float) -> None:
+    """Validate when due, keep the best model, append the metrics row and write the run's files."""
+    config, out = s.spec.config, s.spec.out
+    val_dice = math.nan
+    if epoch % config.val_every == 0 or epoch == config.epochs:
+        val_dice = _validate(s.scored, s.val_vols, config, s.ctx)
+    improved = not math.isnan(val_dice) and val_dice > s.best
+    if improved:
+        s.best, s.best_epoch = val_dice, epoch
+    row = {
+        "epoch": epoch, "lr": lr, "train_loss": loss, "val_dice": val_dice,
+        "best_val_dice": s.best if s.best > -math.inf else math.nan, "steps": epoch * len(s.loader),
+        "seconds": time.perf_counter() - tic,
+    }  # fmt: skip
+    s.rows.append(row)
+    if s.ctx.main:
+        if improved:
+            _save_best(s.scored, out / "best.safetensors", config, epoch, val_dice, s.spec.seed,
+                       s.spec.mask_padding)
+        _write_ckpt(out / "last.ckpt", s.model, s.optimizer, s.scheduler, epoch, s.rows, s.best, s.best_epoch,
+                    s.ema, s.spec.record())  # fmt: skip
+        write_metrics(s.rows, out / "metrics.csv")
+        if not math.isnan(val_dice):  # redrawn at each validation, so a stopped run has one
+            _plot(s.rows, out, config)
+    s.bar.log(f"epoch {epoch}: loss {loss:.4f}" + ("" if math.isnan(val_dice) else
+                                                   f", val Dice {val_dice:.3f}"))
+    distributed.barrier(s.ctx)
+
+
+def _run(spec: RunSpec, ctx, *, progress: bool, stop_after: int | None, started: float) -> TrainResult:
+    s = _setup(spec, ctx, progress)
+    config, out = spec.config, spec.out
     last_epoch = config.epochs if stop_after is None else min(config.epochs, int(stop_after))
     if ctx.main:
         out.mkdir(parents=True, exist_ok=True)
-
-    for epoch in range(start + 1, last_epoch + 1):
+    for epoch in range(s.start + 1, last_epoch + 1):
         tic = time.perf_counter()
-        torch.manual_seed(sample_seed(seed, epoch, 2**31 - 1))
-        dataset.set_epoch(epoch)
-        loader.sampler.set_epoch(epoch)
-        net.train()
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum, count = 0.0, 0
-        for batch in bar.wrap(f"epoch {epoch}/{config.epochs}")(loader):
-            loss = step(batch["image"], batch["label"], batch["real"])  # image, label (b, 1, *crop)
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += float(loss) * batch["image"].shape[0]
-            count += batch["image"].shape[0]
-        loss_sum, count = distributed.all_sum([loss_sum, count], ctx)
-        if not math.isfinite(loss_sum):  # stop before a NaN model overwrites last.ckpt
-            raise AttnDiluteError(
-                f"training diverged: the loss is not finite in epoch {epoch}", path=out,
-                hint=f"lower --lr or use --precision fp32; last.ckpt holds epoch {epoch - 1}"
-                if epoch > 1 else "lower --lr or use --precision fp32",
-            )  # fmt: skip
-        val_dice = math.nan
-        if epoch % config.val_every == 0 or epoch == config.epochs:
-            val_dice = _validate(scored, val_vols, config, ctx)
-        improved = not math.isnan(val_dice) and val_dice > best
-        if improved:
-            best, best_epoch = val_dice, epoch
-        row = {
-            "epoch": epoch, "lr": lr, "train_loss": loss_sum / max(count, 1), "val_dice": val_dice,
-            "best_val_dice": best if best > -math.inf else math.nan, "steps": epoch * steps_per_epoch,
-            "seconds": time.perf_counter() - tic,
-        }  # fmt: skip
-        rows.append(row)
-        if ctx.main:
-            if improved:
-                _save_best(scored, out / "best.safetensors", config, epoch, val_dice, seed, mask_padding)
-            _write_ckpt(out / "last.ckpt", model, optimizer, scheduler, epoch, rows, best, best_epoch, ema, {
-                "config": config.to_dict(), "preset": preset, "seed": seed, "fold": fold, "folds": folds,
-                "init": _str(init), "scratch": scratch, "mask_padding": mask_padding, "data": _str(data),
-            })  # fmt: skip
-            write_metrics(rows, out / "metrics.csv")
-            if not math.isnan(val_dice):  # redrawn at each validation, so a stopped run has one
-                _plot(rows, out, config)
-        bar.log(
-            f"epoch {epoch}: loss {row['train_loss']:.4f}"
-            + ("" if math.isnan(val_dice) else f", val Dice {val_dice:.3f}")
-        )
-        distributed.barrier(ctx)
-
-    if ctx.main and rows:
-        _plot(rows, out, config)
+        loss, lr = _train_epoch(s, epoch)
+        _end_epoch(s, epoch, loss, lr, tic)
+    if ctx.main and s.rows:
+        _plot(s.rows, out, config)
     distributed.barrier(ctx)
-    return {
-        "best_val_dice": best if best > -math.inf else math.nan,
-        "best_epoch": best_epoch,
-        "best": out / "best.safetensors" if best_epoch else None,  # None: no validation yet
-        "last": out / "last.ckpt",
-        "metrics": out / "metrics.csv",
-        "curves": out / "curves.png",
-        "epochs": rows[-1]["epoch"] if rows else 0,
-        "seconds": time.perf_counter() - started,
-        "train_cases": len(train_cases),
-        "val_cases": len(val_cases),
-        "config": config.to_dict(),
-        "preset": preset,
-        "seed": seed,
-        "init": init_report,
-    }
+    return TrainResult(
+        best_val_dice=s.best if s.best > -math.inf else math.nan, best_epoch=s.best_epoch,
+        best=out / "best.safetensors" if s.best_epoch else None,  # None: no validation yet
+        last=out / "last.ckpt", metrics=out / "metrics.csv", curves=out / "curves.png",
+        epochs=s.rows[-1]["epoch"] if s.rows else 0, seconds=time.perf_counter() - started,
+        train_cases=s.n_train, val_cases=s.n_val, config=config.to_dict(), preset=spec.preset, seed=spec.seed,
+        init=s.init_report,
+    )  # fmt: skip
 
 
 def _validate(model, volumes, config: TrainConfig, ctx) -> float:

@@ -49,8 +49,14 @@ def train_transforms(config: TrainConfig):
 
     Keys ``image`` (1, X, Y, Z) float32, ``label`` and ``real`` (1, X, Y, Z) uint8 (0/1).
     """
+    from monai.transforms import Compose
+
+    return Compose([*_spatial_steps(config), *_intensity_steps(config)], lazy=False)
+
+
+def _spatial_steps(config: TrainConfig) -> list:
+    """Context crop around foreground or background, rotation, crop, flips, quarter turns."""
     from monai.transforms import (
-        Compose,
         RandCropByPosNegLabeld,
         RandFlipd,
         RandRotate90d,
@@ -63,35 +69,27 @@ def train_transforms(config: TrainConfig):
     outer = tuple(int(round(c * config.context)) for c in config.crop)
     steps = [
         RandCropByPosNegLabeld(
-            keys=keys,
-            label_key="label",
-            spatial_size=outer,
-            pos=config.pos,
-            neg=config.neg,
-            num_samples=1,
-            fg_indices_key="fg",
-            bg_indices_key="bg",
+            keys=keys, label_key="label", spatial_size=outer, pos=config.pos, neg=config.neg, num_samples=1,
+            fg_indices_key="fg", bg_indices_key="bg",
             allow_smaller=True,  # the context crop is bounded by the volume (never smaller than crop)
-        ),
-        *(
-            [
-                RandRotated(
-                    keys=keys, range_x=rx, range_y=ry, range_z=rz, prob=config.rotate_prob, keep_size=True,
-                    mode=("bilinear", "nearest", "nearest"), padding_mode="zeros",
-                )  # fmt: skip
-            ]
-            if config.rotate_prob > 0 and any(config.rotate_deg)
-            else []
-        ),
-        *(
-            [RandSpatialCropd(keys=keys, roi_size=config.crop, random_size=False)]
-            if outer != tuple(config.crop)
-            else []
-        ),
-        *(RandFlipd(keys=keys, prob=config.flip_prob, spatial_axis=axis) for axis in config.flip_axes),
+        )  # fmt: skip
     ]
+    if config.rotate_prob > 0 and any(config.rotate_deg):
+        steps.append(RandRotated(
+            keys=keys, range_x=rx, range_y=ry, range_z=rz, prob=config.rotate_prob, keep_size=True,
+            mode=("bilinear", "nearest", "nearest"), padding_mode="zeros",
+        ))  # fmt: skip
+    if outer != tuple(config.crop):
+        steps.append(RandSpatialCropd(keys=keys, roi_size=config.crop, random_size=False))
+    steps.extend(RandFlipd(keys=keys, prob=config.flip_prob, spatial_axis=axis) for axis in config.flip_axes)
     if config.crop[0] == config.crop[1]:  # a quarter turn of a non-square crop would change its shape
         steps.append(RandRotate90d(keys=keys, prob=config.rot90_prob, max_k=3, spatial_axes=(0, 1)))
+    return steps
+
+
+def _intensity_steps(config: TrainConfig) -> list:
+    """A global intensity scale (if on), then tumour-aware intensity augmentation (Eq. 1, if on)."""
+    steps = []
     if config.intensity_prob > 0 and config.intensity_scale != (1.0, 1.0):
         from monai.transforms import RandScaleIntensityd
 
@@ -109,7 +107,7 @@ def train_transforms(config: TrainConfig):
                 shift=config.ta_shift, prob=config.ta_prob,
             )
         )  # fmt: skip
-    return Compose(steps, lazy=False)
+    return steps
 
 
 class CropDataset(Dataset):

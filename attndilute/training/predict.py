@@ -65,6 +65,8 @@ def predict(
 
     Returns:
         the mask paths written, in case order.
+
+    Its length is the documented signature: the code is 33 lines.
     """
     check_blend(blend)  # before anything is read or written
     device = resolve_device(device)

@@ -4,7 +4,7 @@ Dice + CE on float32 logits, AdamW, gradient clipping, a scheduler step per opti
 Tensors are 5-D and kept in ``channels_last_3d`` memory order: oneDNN's 3D convolution
 backward is several times faster in that layout on CPU (4x for one 12-channel convolution, a
 whole 64^3 step 1.44x), with the same values up to float32 summation order
-(docs/performance.md, tests/test_training_step.py).
+(docs/performance.md, tests/unit/training/test_step.py).
 """
 
 from __future__ import annotations

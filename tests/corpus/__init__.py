@@ -2,8 +2,8 @@
 
 A generator builds its input under ``root`` (NIfTI, CSV and checkpoint files written by code, no
 binary blobs) and returns a :class:`Bad`: the command line to run and a text the one-line error
-must contain. ``tests/test_bad_input_corpus.py`` runs each case and checks exit code 2, one line on
-stderr naming the file, no traceback, no file created, and every input file unchanged (hashes).
+must contain. ``tests/integration/test_bad_input_corpus.py`` runs each case and checks exit code 2,
+one line on stderr naming the file, no traceback, no file created, and every input file unchanged (hashes).
 """
 
 from __future__ import annotations

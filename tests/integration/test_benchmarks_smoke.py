@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_adi.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_adi.py"
 
 
 def test_gpu_adi_smoke_runs_on_cpu(tmp_path, capsys):

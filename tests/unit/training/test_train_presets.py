@@ -78,9 +78,9 @@ def test_trainer_scratch_run_keeps_the_50_warmup_epochs(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_run(config, *args, **kwargs):
-        seen["config"] = config
-        return {}
+    def fake_run(spec, *args, **kwargs):
+        seen["config"] = spec.config
+        return None
 
     monkeypatch.setattr(loop, "_run", fake_run)
     loop.train(None, tmp_path / "r", "swin-act-96", scratch=True)

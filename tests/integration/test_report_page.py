@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -19,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attndilute.report import readings
-from attndilute.report.readings import Curve, Trend
+from attndilute.report.wording import format_p
 
 CONFIGS = ("base", "act")
 GAIN = np.array([0.15, 0.35, 0.6, 1.0])  # ADI grows with depth (Fig. 4 A-B)
@@ -29,259 +27,6 @@ CROP_Z = {"base": 96, "act": 64}
 FRONT_HEADER = (
     "| Configuration | sDSC median [IQR] | VR median [IQR] | Detection [95% CI] | ADI S3 (mean ± sd) |"
 )
-
-
-# --- readings: exact sentences for given numbers ------------------------------------------
-
-
-def test_format_p():
-    assert readings.format_p(0.0113) == "0.011"
-    assert readings.format_p(3.2e-9) == "3e-9"
-    assert readings.format_p(0.00096) == "1e-3"  # one significant digit below 0.001
-    assert readings.format_p(0.00094) == "9e-4"
-    assert readings.format_p(math.nan) == "n/a"
-
-
-def test_padding_reading():
-    assert readings.padding_reading(247, 123, 93, 70, 120, 0.162, 0.201, 128) == (
-        "123 of 247 scans (50%) need zero-padding under a 128-voxel axial crop: the median native axial "
-        "extent is 93 [70–120] voxels and the mean padding fraction 0.162 ± 0.201."
-    )
-    assert readings.padding_reading(12, 0, 94, 71, 119, 0.0, 0.0).startswith(
-        "None of the 12 scans needs zero-padding under the crop:"
-    )
-
-
-def test_segmentation_reading():
-    text = readings.segmentation_reading(
-        {"SMIT-Base": 0.559, "SMIT-ACT": 0.624}, {"SMIT-Base": 0.862, "SMIT-ACT": 0.907},
-        sdsc_p=0.0004, detection_diff_pp=4.5, detection_p=0.021,
-    )  # fmt: skip
-    assert text == (
-        "Median sDSC was highest under SMIT-ACT (0.624 vs 0.559 under SMIT-Base; Wilcoxon p = 4e-4 after "
-        "Bonferroni), which detected 90.7% vs 86.2% of tumours (+4.5 pp, McNemar p = 0.021)."
-    )
-    assert readings.segmentation_reading({"a": 0.5}, {"a": 0.75}) == (
-        "Under a, median sDSC was 0.500 and 75.0% of tumours were detected."
-    )
-    assert readings.paired_reading("act", "base", 10, 1, 12) == (
-        "Case by case, act scored a higher sDSC than base in 10 of 12 cases and a lower one in 1 (1 tied)."
-    )
-
-
-def test_adi_readings():
-    assert readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.010}) == (
-        "Deepest-stage (S3) ADI was 87% lower under act (0.010) than under base (0.079)."
-    )
-    assert readings.adi_reduction_reading(3, {"base": 0.079, "ta": 0.047, "act": 0.010}) == (
-        "Relative to base (0.079), deepest-stage (S3) ADI was 41% lower under ta (0.047) and 87% lower "
-        "under act (0.010)."
-    )
-    means = {"base": {0: 0.003, 1: 0.01, 2: 0.04, 3: 0.079}, "act": {0: 0.001, 1: 0.004, 2: 0.002, 3: 0.010}}
-    assert readings.adi_depth_reading(means) == (
-        "Mean ADI rose with depth under every configuration (base 0.003 at S0 → 0.079 at S3, at every stage; "
-        "act 0.001 at S0 → 0.010 at S3)."
-    )
-    assert readings.layout_share_reading({("act", 1): (0.006, 0.01), ("base", 1): (0.0, 0.02)}) == (
-        "Layout padding (window arithmetic, not the MRI) makes up as much as 60% of ADI (act, S1), the "
-        "window artifact of §3.2.1."
-    )
-    assert readings.adi_depth_reading({"act": {0: 0.0061, 3: 0.0059}}) == (
-        "Mean ADI stayed flat with depth under act (0.006 at S0 → 0.006 at S3)."
-    )
-    assert readings.layout_share_reading({("base", 0): (0.0, 0.02)}) == (
-        "All ADI comes from input padding: layout padding (window arithmetic) adds none."
-    )
-
-
-def test_trend_reading():
-    trends = {"base": Trend(0.91, 3.2e-9, 40), "act": Trend(math.nan, math.nan, 40, "padding fraction"),
-              "ta": Trend(-0.1, 0.52, 40)}  # fmt: skip
-    assert readings.trend_reading("Deepest-stage (S3) ADI", "padding fraction", trends) == (
-        "Deepest-stage (S3) ADI rises with padding fraction under base (Spearman rho = 0.91, p = 3e-9, "
-        "n = 40); cannot be related to padding fraction under act (padding fraction is constant over 40 "
-        "scans); shows no significant trend with padding fraction under ta (Spearman rho = -0.10, "
-        "p = 0.520, n = 40)."
-    )
-
-
-def test_subtype_and_cka_and_training_readings():
-    assert readings.subtype_reading({"B": 7, "D": 5}, {"B": 0.52, "D": -0.31}, {"B": 0.081, "D": 0.032}) == (
-        "The 12 tumours fall into Cluster-B (7, median contrast 0.52, gradient 0.081/mm) and Cluster-D "
-        "(5, median contrast -0.31, gradient 0.032/mm)."
-    )
-    assert readings.cluster_choice_reading({2: 0.4, 3: 0.3}, {2: 9.0, 3: 7.0}, {2: 0.8, 3: 1.1}) == (
-        "All three validity indices favour k = 2."
-    )
-    assert readings.subtype_gap_reading(
-        {"act": {"B": 0.965, "D": 0.857}}, {"act": {"B": 0.69, "D": 0.522}}
-    ) == (
-        "Cluster-D is the harder subtype (85.7% vs 96.5% detected and median sDSC 0.522 vs 0.690 for "
-        "Cluster-D vs Cluster-B under act)."
-    )
-    assert readings.cka_diagonal_reading("base_vs_act", ["S0.B0", "S1", "S3"], [0.98, 0.35, 0.41]) == (
-        "Diagonal CKA of base_vs_act falls from 0.980 at S0.B0 to 0.410 at S3 (lowest 0.350 at S1)."
-    )
-    assert readings.cka_drift_reading(3, {"base_vs_init": 0.62, "act_vs_init": 0.41}) == (
-        "In the deepest stage (S3) act_vs_init has the lowest mean diagonal CKA (0.410, the most drift) and "
-        "base_vs_init the highest (0.620)."
-    )
-    assert readings.training_reading({"base": Curve(40, 1.02, 0.31, 0.712, 38, 40)}) == (
-        "Under base, training loss fell from 1.020 to 0.310 over 40 epochs and validation Dice peaked at "
-        "0.712 in epoch 38."
-    )
-    assert readings.training_reading(
-        {"a": Curve(10, 1.2, 0.4, 0.8, 10, 10), "b": Curve(5, 1.0, 1.0, math.nan, -1)}
-    ) == (
-        "Under a, training loss fell from 1.200 to 0.400 over 10 epochs and validation Dice peaked at 0.800 "
-        "in epoch 10, its last validation, so it had not yet plateaued; under b, training loss stayed flat "
-        "from 1.000 to 1.000 over 5 epochs with no validation Dice recorded."
-    )
-
-
-def test_readings_name_no_winner_on_a_tie():
-    assert readings.subtype_gap_reading(
-        {"base": {"A": 0.0, "B": 0.0}}, {"base": {"A": 0.1, "B": 0.1}}
-    ) == (
-        "No subtype is harder: the subtypes tie as shown (0.0% vs 0.0% detected and median sDSC 0.100 vs "
-        "0.100 for Cluster-A vs Cluster-B under base)."
-    )
-    # a difference below the printed precision is a tie too
-    assert readings.segmentation_reading({"base": 0.1001, "act": 0.1002}, {"base": 0.0, "act": 0.0}) == (
-        "Every configuration reached the same median sDSC (0.100)."
-    )
-    assert readings.adi_reduction_reading(3, {"base": 0.0791, "act": 0.0790}) == (
-        "Deepest-stage (S3) ADI was about the same under act (0.079) as under base (0.079)."
-    )
-
-
-def test_readings_give_numbers_but_no_verdict_below_the_minimum_sample():
-    n = {"base": 3, "act": 3}
-    assert readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.0}, n, {"base": 0.01, "act": 0.0}) == (
-        "Deepest-stage (S3) ADI was 0.079 ± 0.010 under base (n = 3) and 0.000 ± 0.000 under act (n = 3) "
-        "(mean ± sd); with 3 scans per configuration (fewer than 10) no reduction is claimed."
-    )
-    text = readings.segmentation_reading(
-        {"base": 0.559, "act": 0.624}, {"base": 0.5, "act": 0.75}, sdsc_p=0.5, detection_p=1.0, n=n
-    )
-    assert text == (
-        "Median sDSC was 0.559 under base and 0.624 under act (Wilcoxon p = 0.500 after Bonferroni) and "
-        "detection 50.0% under base and 75.0% under act (McNemar p = 1.000); with 3 cases per "
-        "configuration (fewer than 10) no configuration is called better."
-    )
-    assert "highest" not in text
-    trend = readings.trend_reading("sDSC", "padding fraction", {"base": Trend(0.99, 0.01, 5)})
-    assert trend == (
-        "sDSC is not called a trend with padding fraction under base (Spearman rho = 0.99, p = 0.010, "
-        "n = 5; fewer than 10 scans)."
-    )
-    gap = readings.subtype_gap_reading(
-        {"act": {"B": 0.965, "D": 0.857}}, {"act": {"B": 0.69, "D": 0.522}}, {"act": {"B": 7, "D": 5}}
-    )
-    assert gap.endswith(
-        "with 5 tumour(s) in the smallest subtype (fewer than 10) no subtype is called harder."
-    )
-    # at the minimum the verdicts come back
-    enough = readings.adi_reduction_reading(3, {"base": 0.079, "act": 0.010}, {"base": 10, "act": 10})
-    assert "87% lower" in enough
-
-
-def test_training_reading_with_one_epoch_does_not_judge():
-    text = readings.training_reading({"base": Curve(1, 1.5, 1.5, 0.0, 1, 1, 1)})
-    assert text == (
-        "Under base, only 1 epoch ran (training loss 1.500, best validation Dice 0.000): too little to "
-        "judge convergence."
-    )
-    assert "plateau" not in text and "flat" not in text
-    # one validation cannot show that Dice was still rising
-    two = readings.training_reading({"base": Curve(2, 1.5, 1.2, 0.3, 2, 2, 1)})
-    assert "plateaued" not in two and "over 2 epochs" in two
-
-
-def test_caveats():
-    from attndilute.report import caveats
-
-    assert caveats.training_caveat({"base": (40, 0.71), "act": (12, 0.68)}) is None
-    assert caveats.training_caveat({"base": (1, 0.0), "act": (1, 0.017), "ok": (50, 0.7)}) == (
-        "Models not trained enough to interpret: base is untrained (1 epoch, best validation Dice 0.000) "
-        "and act is untrained (1 epoch, best validation Dice 0.017). A model counts as barely trained "
-        "below 10 epochs or a best validation Dice of 0.5, and as untrained below a Dice of 0.1 (the "
-        "detection threshold); its ADI, CKA and segmentation numbers show that the pipeline runs, not how "
-        "a trained transformer behaves."
-    )
-    assert "base is barely trained (40 epochs, best validation Dice 0.300)" in caveats.training_caveat(
-        {"base": (40, 0.3)}
-    )
-    assert "never validated" in caveats.training_caveat({"base": (40, math.nan)})
-    fast = caveats.demo_caveat({"variant": "fast", "n_cases": 12, "epochs": {"base": 1, "act": 1}})
-    assert fast.startswith("Fast demo (attndilute demo --fast; 12 synthetic phantom cases, epochs: base 1, "
-                           "act 1): a check that every step runs, not a result.")
-    assert caveats.demo_caveat(None) is None
-    assert caveats.sample_caveat(10) is None and caveats.sample_caveat(None) is None
-    assert caveats.sample_caveat(3).startswith("Small sample: 3 case(s) in the smallest group.")
-
-
-def test_clipped_error_bars_stay_in_the_unit_interval():
-    from attndilute.report.figures import clipped_error
-
-    means, sds = np.array([0.01, 0.5, 0.98]), np.array([0.05, 0.1, 0.05])
-    err = clipped_error(means, sds)
-    assert np.all(means - err["arrayminus"] >= 0) and np.all(means + err["array"] <= 1)
-    np.testing.assert_allclose(err["arrayminus"], [0.01, 0.1, 0.05])
-    np.testing.assert_allclose(err["array"], [0.05, 0.1, 0.02])
-    np.testing.assert_allclose(clipped_error([0.2], [np.nan])["array"], [0.0])
-
-
-def test_no_least_squares_line_through_fewer_than_five_points():
-    import pandas as pd
-
-    from attndilute.report.figures import MIN_FIT_POINTS, adi_vs_padding
-
-    def lines(n):
-        frame = pd.DataFrame({"scan": [f"s{i}" for i in range(n)], "adi": np.linspace(0, 0.1, n),
-                              "padding_fraction": np.linspace(0, 0.5, n)})  # fmt: skip
-        fig = adi_vs_padding({"base": frame}, {}, 3, ["base"])
-        return sum(t.mode == "lines" for t in fig.data)
-
-    assert MIN_FIT_POINTS == 5
-    assert lines(4) == 0 and lines(5) == 1
-
-
-def test_model_label_names_configurations_not_files():
-    from attndilute.names import model_label
-
-    assert model_label("random:smit-tiny") == "random:smit-tiny"
-    assert model_label("/tmp/.demo-fast.tmp-4242/runs/base/best.safetensors") == "base"
-    assert model_label("D/runs/act/last.safetensors") == "act"
-    assert model_label("models/swin_ct.pt") == "swin_ct"
-    assert model_label("init:A", "act") == "random init of act"
-
-
-def test_adi_figure_title_never_a_checkpoint_stem(tmp_path):
-    from attndilute.study.adi_figures import display_title
-
-    assert display_title("best", tmp_path / "adi" / "act" / "adi.png") == "ADI of act"
-    assert display_title("swin_ct", tmp_path / "adi.png") == "swin_ct"
-
-
-def test_cka_colour_scale_fits_the_data():
-    from attndilute.report.figures import cka_range
-
-    assert cka_range(np.array([[0.62, 0.9], [np.nan, 0.71]])) == (0.62, 0.9)
-    assert cka_range(np.full((2, 2), 0.5)) == (0.49, 0.51)
-    assert cka_range(np.full((2, 2), np.nan)) == (0.0, 1.0)
-
-
-def test_one_epoch_training_curve_shows_a_point_on_a_whole_epoch_axis():
-    import pandas as pd
-
-    from attndilute.report.figures import training_curves
-
-    metrics = {"base": pd.DataFrame({"epoch": [1], "train_loss": [1.5], "val_dice": [0.0]})}
-    fig = training_curves(metrics, ["base"])
-    assert all("markers" in t.mode for t in fig.data)
-    assert list(fig.layout.xaxis.range) == [0.5, 1.5] and fig.layout.xaxis.dtick == 1
-    assert fig.layout.yaxis.title.text == "training loss"
 
 
 # --- the fixture folder ---------------------------------------------------------------------
@@ -361,9 +106,9 @@ def _cka(root: Path) -> None:
     """Two comparisons in the real result format; B drifts from A more with depth."""
     import torch
 
+    from attndilute._io import write_zarr
     from attndilute.cka import MinibatchCKA
     from attndilute.store import LayerSpec, cka_dataset
-    from attndilute.store.parts import write_zarr
 
     specs = [LayerSpec(f"layers.{s}.blocks.{b}", "block", s, b) for s in range(4) for b in range(2)]
     gen = torch.Generator().manual_seed(0)
@@ -563,7 +308,7 @@ def test_readings_agree_with_an_independent_computation(run_dir, page):
     )
     rho, p = spearmanr(deep["base"]["padding_fraction"], deep["base"]["adi"])
     assert rho > 0.5
-    stats = f"Spearman rho = {rho:.2f}, p = {readings.format_p(p)}, n = 12"
+    stats = f"Spearman rho = {rho:.2f}, p = {format_p(p)}, n = 12"
     clause = f"rises with padding fraction under base ({stats})"
     assert any(clause in r for r in found)
     table = pd.read_csv(run_dir / "eval" / "table.csv").set_index("config")
@@ -675,7 +420,7 @@ def test_cli_report(cli, run_dir, tmp_path):
 
 
 def test_readme_assets(run_dir, tmp_path, capsys):
-    script = Path(__file__).resolve().parents[1] / "examples" / "readme_assets.py"
+    script = Path(__file__).resolve().parents[2] / "examples" / "readme_assets.py"
     spec = importlib.util.spec_from_file_location("readme_assets", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

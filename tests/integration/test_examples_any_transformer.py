@@ -1,7 +1,7 @@
 """The "ADI in your own transformer" example for MONAI 2-D runs as a user would run it.
 
-(The timm and Hugging Face examples are run by tests/test_adapters_timm.py and
-tests/test_adapters_hf.py.)
+(The timm and Hugging Face examples are run by tests/unit/instrument/adapters/test_timm_adapters.py and
+tests/unit/instrument/adapters/test_hf_adapters.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_monai_2d_example_prints_the_stage_table():

@@ -65,10 +65,10 @@ def _same(a, b, rtol=0.0):
 def test_outputs_and_checkpoint_header(full_run):
     out, summary = full_run
     rows = read_metrics(out / "metrics.csv")
-    assert [r["epoch"] for r in rows] == [1, 2, 3] and summary["epochs"] == 3
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and summary.epochs == 3
     assert math.isnan(rows[0]["val_dice"]) and not math.isnan(rows[1]["val_dice"])
     assert 0 < rows[0]["lr"] == pytest.approx(rows[1]["lr"] / 2)  # 1 warmup step at half the peak
-    assert summary["best_val_dice"] == pytest.approx(
+    assert summary.best_val_dice == pytest.approx(
         max(r["val_dice"] for r in rows if not math.isnan(r["val_dice"]))
     )
     model = models.load(out / "best.safetensors")
@@ -77,7 +77,7 @@ def test_outputs_and_checkpoint_header(full_run):
         4.0,
         4.0,
     )
-    assert model.attndilute_meta["epoch"] == summary["best_epoch"]
+    assert model.attndilute_meta["epoch"] == summary.best_epoch
     assert model.attndilute_meta["preprocessing"] == preprocessing_meta()
     assert (out / "curves.png").stat().st_size > 1000
     ckpt = torch.load(out / "last.ckpt", weights_only=True)
@@ -89,7 +89,7 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, phantom, tmp_path):
     out_full, _ = full_run
     out = tmp_path / "run"
     first = train(phantom, out, "tiny", epochs=3, seed=3, stop_after=2, **SMALL)
-    assert first["epochs"] == 2 and len(read_metrics(out / "metrics.csv")) == 2
+    assert first.epochs == 2 and len(read_metrics(out / "metrics.csv")) == 2
     with pytest.raises(AttnDiluteError, match="other lr"):  # a changed setting is refused, not ignored
         train(phantom, out, "tiny", resume=True, lr=0.5, progress=False)
     with pytest.raises(AttnDiluteError, match="other mask_padding, preset, seed"):  # given, and not the run's

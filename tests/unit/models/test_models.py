@@ -236,8 +236,6 @@ def test_mask_padding_runs_the_attention_inside_key_padding_mask(name, monkeypat
     """The wiring alone, with a stand-in for ``key_padding_mask``: every softmax call happens inside
     it when ``mask_padding`` and ``real`` are given, and none otherwise."""
     import contextlib
-    import sys
-    import types
 
     calls, inside = [], []
 
@@ -250,9 +248,9 @@ def test_mask_padding_runs_the_attention_inside_key_padding_mask(name, monkeypat
         finally:
             inside.pop()
 
-    fake = types.ModuleType("attndilute.instrument.masking")
-    fake.key_padding_mask = key_padding_mask
-    monkeypatch.setitem(sys.modules, "attndilute.instrument.masking", fake)
+    from attndilute.models import _masking
+
+    monkeypatch.setattr(_masking, "key_padding_mask", key_padding_mask)
     x = torch.randn(1, 1, 32, 32, 64)
     real = torch.ones(1, 32, 32, 64, dtype=torch.bool)
     model = build(name, window_size=4, mask_padding=True).eval()

@@ -27,7 +27,7 @@ from attndilute.instrument import ADIMeter, find_sites  # noqa: E402
 from attndilute.instrument.adapters import hf_adapters  # noqa: E402
 from attndilute.instrument.adapters.hf_adapters import ATTENTION_NAME, hf_sites  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 # ---------------------------------------------------------------- models (random weights, no downloads)

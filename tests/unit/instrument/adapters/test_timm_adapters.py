@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision_stub  # tests/torchvision_stub.py, beside this file
+import torchvision_stub  # tests/torchvision_stub.py (tests/ is on sys.path: conftest.py)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -43,7 +43,7 @@ from attndilute.instrument.adapters.timm_adapters import (  # noqa: E402
     vit_token_sources,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[4]
 SWIN_SMALL = dict(embed_dim=24, depths=(2, 2, 2), num_heads=(2, 4, 8), window_size=7)
 
 

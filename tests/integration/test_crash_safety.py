@@ -68,9 +68,7 @@ def test_adi_killed_at_every_write_step_resumes_to_the_uninterrupted_result(
         return measured[key].copy(deep=True)
 
     monkeypatch.setattr(adi, "measure_batch", once)
-    import attndilute.study.adi_figures as figures
-
-    _plain_figures(monkeypatch, figures, "write_adi_png", "write_adi_html")
+    _plain_figures(monkeypatch, adi, "write_adi_png", "write_adi_html")  # the names adi.py calls
 
     def run(out):
         return run_adi(str(ckpt), out=out, data=data, batch_size=3)  # two parts: 3 + 1 scans
@@ -108,9 +106,9 @@ class _Tiny(nn.Module):
 def test_cka_killed_at_every_write_step_resumes_to_the_uninterrupted_result(
     tiny_cohort, tmp_path, monkeypatch
 ):
-    import attndilute.store.cka_figures as figures
+    import attndilute.store.cka_run as cka_run
 
-    _plain_figures(monkeypatch, figures, "write_heatmap_png", "write_diagonal_png", "write_html")
+    _plain_figures(monkeypatch, cka_run, "write_heatmap_png", "write_diagonal_png", "write_html")
     data, _ = tiny_cohort
     config = CKAConfig(crop=(16, 16, 16), batch_size=4, layers="a,b", pool=(2, 2, 2))
     source = from_module(_Tiny(), name="tiny")

@@ -1,0 +1,27 @@
+"""The cohort section and its readings (seed Table 1, §3.2.1)."""
+
+from __future__ import annotations
+
+from attndilute.report.sections.cohort import padding_reading
+
+
+def test_padding_reading():
+    assert padding_reading(247, 123, 93, 70, 120, 0.162, 0.201, 128) == (
+        "123 of 247 scans (50%) need zero-padding under a 128-voxel axial crop: the median native axial "
+        "extent is 93 [70–120] voxels and the mean padding fraction 0.162 ± 0.201."
+    )
+    assert padding_reading(12, 0, 94, 71, 119, 0.0, 0.0).startswith(
+        "None of the 12 scans needs zero-padding under the crop:"
+    )
+
+
+def test_cohort_section_of_an_empty_folder_says_what_to_run(tmp_path):
+    from attndilute.report.load import load_run
+    from attndilute.report.sections import Missing
+    from attndilute.report.sections.cohort import cohort_section
+
+    sec = cohort_section(load_run(tmp_path))
+    missing = [b for b in sec.blocks if isinstance(b, Missing)]
+    assert sec.status == "missing" and missing
+    assert missing[0].command.startswith("attndilute phantom ")
+    assert all(m.command.startswith("attndilute ") and str(tmp_path) in m.path for m in missing)
