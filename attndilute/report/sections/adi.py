@@ -15,7 +15,7 @@ from attndilute.report.sections.blocks import (
     Section,
     add_problems,
 )
-from attndilute.report.sections.missing import missing
+from attndilute.report.sections.missing import missing_per_config
 from attndilute.report.wording import (
     ALPHA,
     MIN_N,
@@ -165,11 +165,7 @@ def trend_reading(subject: str, predictor: str, trends: Mapping[str, Trend]) -> 
 def adi_section(run: Run) -> Section:
     """ADI per stage, by padding source, deepest stage and against padding fraction (Fig. 4)."""
     sec = Section("adi", "Attention dilution", "seed Fig. 4 and §3.2.1")
-    for config in run.configs or ["CONFIG"]:
-        if config not in run.adi:
-            sec.blocks.append(
-                missing(run, "adi", config=config)
-            )
+    sec.blocks.extend(missing_per_config(run, "adi", present=run.adi))
     if not run.adi:
         add_problems(run, sec)
         return sec

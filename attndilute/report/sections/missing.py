@@ -50,3 +50,9 @@ def missing(run: Run, key: str, *, config: str = "CONFIG", name: str = "NAME", m
     text = command.format(data=path("data"), out=path(out), model=checkpoint_path(run, config),
                           model_b=model_b)
     return Missing(what or label.format(config=config), path(file), text)
+
+
+def missing_per_config(run: Run, key: str, *, present) -> list[Missing]:
+    """A :class:`Missing` for every configuration of ``run`` whose input ``key`` is not in
+    ``present`` (one for ``CONFIG`` when the folder names no configuration)."""
+    return [missing(run, key, config=c) for c in run.configs or ["CONFIG"] if c not in present]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from attndilute.report import figures, summaries
 from attndilute.report.sections.blocks import Figure, Section, add_problems
-from attndilute.report.sections.missing import missing
+from attndilute.report.sections.missing import missing_per_config
 from attndilute.report.wording import Curve, trend_word
 
 if TYPE_CHECKING:
@@ -53,11 +53,7 @@ def training_reading(curves: Mapping[str, Curve]) -> str:
 def training_section(run: Run) -> Section:
     """Training loss and validation Dice per configuration (Fig. 7)."""
     sec = Section("training", "Training convergence", "seed Fig. 7 and §3.3")
-    for config in run.configs or ["CONFIG"]:
-        if config not in run.metrics:
-            sec.blocks.append(
-                missing(run, "metrics", config=config)
-            )
+    sec.blocks.extend(missing_per_config(run, "metrics", present=run.metrics))
     if run.metrics:
         metrics = {c: run.metrics[c] for c in run.configs if c in run.metrics}
         curves = {c: summaries.curve(m) for c, m in metrics.items()}

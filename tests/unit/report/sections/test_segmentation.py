@@ -22,13 +22,7 @@ def test_segmentation_reading():
     )
 
 
-def test_segmentation_section_of_an_empty_folder_says_what_to_run(tmp_path):
-    from attndilute.report.load import load_run
-    from attndilute.report.sections import Missing
+def test_segmentation_section_of_an_empty_folder_says_what_to_run(empty_section):
     from attndilute.report.sections.segmentation import segmentation_section
 
-    sec = segmentation_section(load_run(tmp_path))
-    missing = [b for b in sec.blocks if isinstance(b, Missing)]
-    assert sec.status == "missing" and missing
-    assert missing[0].command.startswith("attndilute evaluate ")
-    assert all(m.command.startswith("attndilute ") and str(tmp_path) in m.path for m in missing)
+    empty_section(segmentation_section, "evaluate")

@@ -34,13 +34,7 @@ def test_training_reading_with_one_epoch_does_not_judge():
     assert "plateaued" not in two and "over 2 epochs" in two
 
 
-def test_training_section_of_an_empty_folder_says_what_to_run(tmp_path):
-    from attndilute.report.load import load_run
-    from attndilute.report.sections import Missing
+def test_training_section_of_an_empty_folder_says_what_to_run(empty_section):
     from attndilute.report.sections.training import training_section
 
-    sec = training_section(load_run(tmp_path))
-    missing = [b for b in sec.blocks if isinstance(b, Missing)]
-    assert sec.status == "missing" and missing
-    assert missing[0].command.startswith("attndilute train ")
-    assert all(m.command.startswith("attndilute ") and str(tmp_path) in m.path for m in missing)
+    empty_section(training_section, "train")
