@@ -135,7 +135,7 @@ def compare(tables: Mapping[str, pd.DataFrame], *, confidence: float = 0.95) -> 
         AttnDiluteError: fewer than one table, differing case sets (the cases are named), a
             missing column, or a detected case whose sDSC or VR is not a number.
 
-    Its length is the documented signature: the code is 53 lines.
+    Its length is the docstring: the code is 53 lines.
     """
     import pandas as pd
 
