@@ -14,6 +14,7 @@ import numpy as np
 
 from attndilute.data.subtypes_report import subtype_colour
 from attndilute.evaluation.correlate import pf_bins
+from attndilute.store.cka_figures import cka_range
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -323,20 +324,6 @@ def cluster_scores(scores: pd.DataFrame) -> go.Figure:
         fig.update_xaxes(title_text="number of clusters k", dtick=1, row=1, col=col)
     fig.update_yaxes(title_text="index value", row=1, col=1)
     return _layout(fig, "Cluster validity for k = 2..5 (Fig. A.1)", 340)
-
-
-def cka_range(values) -> tuple[float, float]:
-    """The colour range of a CKA heatmap: the finite values' min and max (a constant map gets ± 0.01).
-
-    Args:
-        values: (La, Lb) CKA matrix; unbiased CKA is not clamped, so it may leave [0, 1] slightly.
-    """
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 0.0, 1.0
-    low, high = float(v.min()), float(v.max())
-    return (low - 0.01, high + 0.01) if high - low < 1e-9 else (low, high)
 
 
 def cka_heatmap(ds, name: str, a: str = "A", b: str = "B") -> go.Figure:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from attndilute._io import atomic_path
+from attndilute.names import model_label
 
 
 def diagonal_pairs(ds) -> list[tuple[int, int, str]]:
@@ -29,8 +30,29 @@ def diagonal_pairs(ds) -> list[tuple[int, int, str]]:
     return [(i, i, f"{labels_a[i]} / {labels_b[i]}") for i in range(min(len(names_a), len(names_b)))]
 
 
+def cka_range(values) -> tuple[float, float]:
+    """The colour range of a CKA heatmap: the finite values' min and max (a constant map gets ± 0.01).
+
+    Args:
+        values: (La, Lb) CKA matrix; unbiased CKA is not clamped, so it may leave [0, 1] slightly.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    low, high = float(v.min()), float(v.max())
+    return (low - 0.01, high + 0.01) if high - low < 1e-9 else (low, high)
+
+
+def _names(ds) -> tuple[str, str]:
+    """Models A and B by configuration name (``base`` for ``runs/base/best.safetensors``)."""
+    a = model_label(ds.attrs.get("model_a", "A"))
+    return a, model_label(ds.attrs.get("model_b", "B"), a)
+
+
 def _title(ds) -> str:
-    return f"A: {ds.attrs.get('model_a', 'A')}   B: {ds.attrs.get('model_b', 'B')}"
+    a, b = _names(ds)
+    return f"A: {a}   B: {b}"
 
 
 def write_heatmap_png(ds, path: str | Path) -> Path:
@@ -44,14 +66,16 @@ def write_heatmap_png(ds, path: str | Path) -> Path:
     la, lb = values.shape
     size = max(4.0, 0.28 * max(la, lb) + 2.5)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    im = ax.imshow(values, origin="lower", cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
+    low, high = cka_range(values)  # fitted to the data, as in the report
+    im = ax.imshow(values, origin="lower", cmap="magma", vmin=low, vmax=high, aspect="auto")
     font = 8 if max(la, lb) <= 30 else 5
     ax.set_yticks(range(la), [str(v) for v in ds["label_a"].values], fontsize=font)
     ax.set_xticks(range(lb), [str(v) for v in ds["label_b"].values], fontsize=font, rotation=90)
-    ax.set_ylabel(f"model A: {ds.attrs.get('model_a', '')}")
-    ax.set_xlabel(f"model B: {ds.attrs.get('model_b', '')}")
+    name_a, name_b = _names(ds)
+    ax.set_ylabel(f"model A: {name_a}")
+    ax.set_xlabel(f"model B: {name_b}")
     ax.set_title("linear CKA (minibatch, unbiased HSIC)", fontsize=10)
-    fig.colorbar(im, ax=ax, label="CKA")
+    fig.colorbar(im, ax=ax, label=f"CKA (colour range {low:.3f}-{high:.3f})")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -101,19 +125,27 @@ def write_html(ds, path: str | Path) -> Path:
 
     values = ds["cka"].values
     pairs = diagonal_pairs(ds)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
+    low, high = cka_range(values)  # fitted to the data, as in the report
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.2,
                         subplot_titles=("CKA (A vertical, B horizontal)", "diagonal CKA and drift"))
     hover = [[f"A {a}<br>B {b}<br>CKA {v:.4f}" for b, v in zip(ds["layer_b"].values, row, strict=True)]
              for a, row in zip(ds["layer_a"].values, values, strict=True)]
     fig.add_trace(go.Heatmap(z=values, x=[str(v) for v in ds["label_b"].values],
-                             y=[str(v) for v in ds["label_a"].values], zmin=0, zmax=1, colorscale="Magma",
-                             text=hover, hoverinfo="text", colorbar={"x": 0.56}), row=1, col=1)
+                             y=[str(v) for v in ds["label_a"].values], zmin=low, zmax=high,
+                             colorscale="Magma", text=hover, hoverinfo="text",
+                             colorbar={"x": 0.5, "title": {"text": f"CKA<br>{low:.3f}-{high:.3f}"}}),
+                  row=1, col=1)
     labels = [lab for _, _, lab in pairs]
     diag = [float(values[i, j]) for i, j, _ in pairs]
     fig.add_trace(go.Scatter(x=labels, y=diag, mode="lines+markers", name="diagonal CKA"), row=1, col=2)
     drift = [1.0 - d for d in diag]
     fig.add_trace(go.Bar(x=labels, y=drift, name="drift 1 - CKA", opacity=0.6), row=1, col=2)
-    fig.update_layout(title=_title(ds), height=600, legend={"orientation": "h"})
+    name_a, name_b = _names(ds)
+    fig.update_yaxes(title_text=f"layer of A ({name_a})", row=1, col=1)
+    fig.update_xaxes(title_text=f"layer of B ({name_b})", row=1, col=1)
+    fig.update_yaxes(title_text="CKA, drift 1 - CKA", row=1, col=2)
+    fig.update_xaxes(title_text="matched layer", row=1, col=2)
+    fig.update_layout(title=_title(ds), height=600, legend={"orientation": "h", "y": -0.25})
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True)

@@ -49,7 +49,7 @@ def test_adi_figure_title_never_a_checkpoint_stem(tmp_path):
 
 
 def test_cka_colour_scale_fits_the_data():
-    from attndilute.report.figures import cka_range
+    from attndilute.store.cka_figures import cka_range
 
     assert cka_range(np.array([[0.62, 0.9], [np.nan, 0.71]])) == (0.62, 0.9)
     assert cka_range(np.full((2, 2), 0.5)) == (0.49, 0.51)
