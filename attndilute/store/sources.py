@@ -154,5 +154,5 @@ def input_settings(source: ModelSource, crop=None, *, crop_owner: str = "") -> I
     if imported or "spacing" not in meta:
         size = "x".join(f"{v:g}" for v in spacing)
         defaulted.append(f"the weights record no training spacing: resampling to {size} mm "
-                         "(the spacing the model was trained at gives comparable ADI)")
+                         "(results compare best at the spacing the model was trained at)")
     return InputSettings(crop, spacing, int(meta.get("kwargs", {}).get("in_channels", 1)), tuple(defaulted))
