@@ -13,7 +13,8 @@ from attndilute.study import demo as study  # module attributes: sizes patched i
 
 #: Measured with `time attndilute demo --fast` on the 2-core sandbox (docs/report.md).
 FAST_HELP = ("12 cases, 1 epoch per model: a pipeline check, not a result "
-             "(measured: 2 min 7 s with an empty cache, 2 min 27 s with a warm one, on a 2-core sandbox).")
+             "(measured: 2 min 7 s and 2 min 29 s with an empty cache, 2 min 27 s with a warm one, on a "
+             "2-core sandbox).")
 
 
 def register(app: typer.Typer) -> None:
