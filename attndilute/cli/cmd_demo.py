@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         config = dataclasses.replace(study.FAST if fast else study.FULL, seed=seed)
         with progress("demo", total=len(study.STEPS), keep=True) as ticker:
             result = study.run_demo(out, config=config, log=lambda line: console.print(line, markup=False),
-                              overwrite=overwrite, on_start=ticker.step, device=device)  # fmt: skip
+                                    overwrite=overwrite, on_start=ticker.step, device=device)  # fmt: skip
             ticker.done()
         table = Table(
             "config",

@@ -8,7 +8,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    track,
+)
 
 
 @dataclass
@@ -51,8 +59,6 @@ def progress(label: str, total: int | None = None, *, keep: bool = False) -> Ite
 def tracker(description: str):
     """``seq -> seq`` that shows a bar while iterating (``progress=`` of phantom, padstats and
     subtypes, which take an iterable wrapper)."""
-    from rich.progress import track
-
     err = Console(stderr=True)
     return lambda seq: track(seq, description=description, console=err, transient=True,
                              disable=not err.is_terminal)  # fmt: skip

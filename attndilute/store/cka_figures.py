@@ -44,14 +44,14 @@ def cka_range(values) -> tuple[float, float]:
     return (low - 0.01, high + 0.01) if high - low < 1e-9 else (low, high)
 
 
-def _names(ds) -> tuple[str, str]:
+def model_names(ds) -> tuple[str, str]:
     """Models A and B by configuration name (``base`` for ``runs/base/best.safetensors``)."""
     a = model_label(ds.attrs.get("model_a", "A"))
     return a, model_label(ds.attrs.get("model_b", "B"), a)
 
 
 def _title(ds) -> str:
-    a, b = _names(ds)
+    a, b = model_names(ds)
     return f"A: {a}   B: {b}"
 
 
@@ -71,7 +71,7 @@ def write_heatmap_png(ds, path: str | Path) -> Path:
     font = 8 if max(la, lb) <= 30 else 5
     ax.set_yticks(range(la), [str(v) for v in ds["label_a"].values], fontsize=font)
     ax.set_xticks(range(lb), [str(v) for v in ds["label_b"].values], fontsize=font, rotation=90)
-    name_a, name_b = _names(ds)
+    name_a, name_b = model_names(ds)
     ax.set_ylabel(f"model A: {name_a}")
     ax.set_xlabel(f"model B: {name_b}")
     ax.set_title("linear CKA (minibatch, unbiased HSIC)", fontsize=10)
@@ -140,7 +140,7 @@ def write_html(ds, path: str | Path) -> Path:
     fig.add_trace(go.Scatter(x=labels, y=diag, mode="lines+markers", name="diagonal CKA"), row=1, col=2)
     drift = [1.0 - d for d in diag]
     fig.add_trace(go.Bar(x=labels, y=drift, name="drift 1 - CKA", opacity=0.6), row=1, col=2)
-    name_a, name_b = _names(ds)
+    name_a, name_b = model_names(ds)
     fig.update_yaxes(title_text=f"layer of A ({name_a})", row=1, col=1)
     fig.update_xaxes(title_text=f"layer of B ({name_b})", row=1, col=1)
     fig.update_yaxes(title_text="CKA, drift 1 - CKA", row=1, col=2)

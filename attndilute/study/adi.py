@@ -27,8 +27,9 @@ from attndilute.errors import AttnDiluteError
 from attndilute.instrument import measure_adi
 from attndilute.instrument.dataset import stage_table
 from attndilute.names import model_label
+from attndilute.resolved import Resolved, describe
 from attndilute.store.parts import Parts
-from attndilute.store.sources import input_settings, resolve_model
+from attndilute.store.sources import InputSettings, input_settings, resolve_model
 from attndilute.study.adi_figures import write_adi_html, write_adi_png
 from attndilute.study.adi_summary import deepest_spearman, stage_summary
 from attndilute.training import distributed
@@ -170,32 +171,26 @@ class _Setup:
     model: str
     source: object  # attndilute.store.sources.ModelSource
     net: torch.nn.Module
-    crop: tuple[int, ...]
-    spacing: tuple[float, ...]
-    in_channels: int
+    inputs: InputSettings  # crop, spacing, channels and what was defaulted
     device: torch.device
     root: Path
     cases: list
-    defaulted: list[str]
 
     def lines(self, *, heads: str, windows: str, world: int) -> list[str]:
         """The resolved settings, one line, then one ``warning:`` line per defaulted value."""
         family = self.source.meta.get("family") or type(self.net).__name__
-        head = (f"adi: model {self.model} ({family}), crop {'x'.join(map(str, self.crop))}, spacing "
-                f"{'x'.join(f'{s:g}' for s in self.spacing)} mm, device {self.device}"
-                + (f" on each of {world} ranks" if world > 1 else "")
-                + f", {len(self.cases)} scans from {self.root}, heads {heads}, windows {windows}")
-        return [head] + [f"warning: {note}" for note in self.defaulted]
+        head, *warnings = describe("adi", Resolved(self.model, family, self.inputs.crop, self.inputs.spacing,
+                                                   str(self.device), self.inputs.defaulted))
+        return [head + (f" on each of {world} ranks" if world > 1 else "")
+                + f", {len(self.cases)} scans from {self.root}, heads {heads}, windows {windows}", *warnings]
 
 
 def _resolve(model, data, crop, split, seed, device) -> _Setup:
     source = resolve_model(model, seed=seed)
-    s = input_settings(source, crop)
+    inputs = input_settings(source, crop)
     net = source.model.to(device).eval()
     root = resolve_data(data)
-    cases = discover(root, split=split)
-    return _Setup(str(model), source, net, s.crop, s.spacing, s.in_channels, device, root, cases,
-                  list(s.defaulted))
+    return _Setup(str(model), source, net, inputs, device, root, discover(root, split=split))
 
 
 def _claim_on_rank0(stack, out, overwrite, setup: _Setup, ctx):
@@ -218,8 +213,8 @@ def _run_key(setup: _Setup, heads, windows, autocast) -> dict:
         "model": setup.source.model_hash,
         "data": str(setup.root.resolve()),
         "cases": [c.name for c in setup.cases],
-        "crop": list(setup.crop),
-        "spacing": list(setup.spacing),
+        "crop": list(setup.inputs.crop),
+        "spacing": list(setup.inputs.spacing),
         "heads": heads,
         "windows": windows,
         "autocast": autocast or "none",
@@ -237,7 +232,8 @@ def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, au
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     mine = batches[ctx.rank :: ctx.world]
     steps = -(-len(batches) // ctx.world)
-    loader = iter(batch_loader(mine, setup.crop, setup.spacing, setup.in_channels, workers))
+    inputs = setup.inputs
+    loader = iter(batch_loader(mine, inputs.crop, inputs.spacing, inputs.in_channels, workers))
     forward = 0.0
     for step in range(steps):
         ds = None
@@ -247,8 +243,8 @@ def _measure_cohort(setup: _Setup, claim, ctx, *, heads, windows, batch_size, au
             ds = measure_batch(setup.net, images.to(setup.device), real.to(setup.device), names, pfs,
                                heads=heads, windows=windows, autocast=dtype)
             forward += time.perf_counter() - t
-            ds.attrs.update(run_key=json.dumps(key), model=setup.model, crop=list(setup.crop),
-                            spacing=list(setup.spacing),
+            ds.attrs.update(run_key=json.dumps(key), model=setup.model, crop=list(setup.inputs.crop),
+                            spacing=list(setup.inputs.spacing),
                             padding_fraction_definition="Eq. 4: max(1 - L/C, 0), L the axial extent after "
                                                         "resampling, C the crop along Z")
         for part in distributed.gather_objects(ds, ctx):  # rank 0: every rank's batch, in rank order

@@ -226,8 +226,8 @@ class TrainState:
     spec: RunSpec
     ctx: Any  # distributed.Dist
     model: torch.nn.Module
-    scored: torch.nn.Module  # the weights validation scores and best.safetensors keeps (EMA or model)
-    ema: Any
+    net: torch.nn.Module  # the model, wrapped in DDP under torchrun
+    ema: Any  # the weight average, None when off
     optimizer: torch.optim.Optimizer
     scheduler: Any
     step: Any  # (image, label, real) -> loss (training/step.py)
@@ -242,7 +242,11 @@ class TrainState:
     best: float = -math.inf
     best_epoch: int = 0
     start: int = 0
-    net: torch.nn.Module | None = None  # the model, wrapped in DDP under torchrun
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights validation scores and ``best.safetensors`` keeps: the average, or the model."""
+        return self.model if self.ema is None else self.ema.module
 
 
 def _setup(spec: RunSpec, ctx, progress: bool) -> TrainState:
@@ -282,29 +286,27 @@ def _setup(spec: RunSpec, ctx, progress: bool) -> TrainState:
         to_onehot_y=True, softmax=True, batch=config.batch_dice, include_background=config.dice_background,
         lambda_dice=1.0, lambda_ce=1.0,
     )
-    s = TrainState(spec, ctx, model, model, None, optimizer, scheduler, None, dataset, loader, val_vols, bar,
-                   len(train_cases), len(val_cases), init_report)  # fmt: skip
+    resumed = {}
     if spec.state is not None:
         model.load_state_dict(spec.state["model"])
         optimizer.load_state_dict(spec.state["optimizer"])
         scheduler.load_state_dict(spec.state["scheduler"])
         set_length(scheduler, steps, config.warmup,  # --epochs may extend it
                    warmup_steps=config.warmup_steps(len(loader)))
-        s.rows, s.best, s.best_epoch, s.start = (spec.state[k] for k in ("rows", "best", "best_epoch",
-                                                                          "epoch"))
-    s.ema = _make_ema(model, config.ema_decay)  # None when off
-    if spec.state is not None and s.ema is not None:  # resume keeps the settings, so the average is there
-        s.ema.load_state_dict(spec.state["ema"])
-    s.scored = model if s.ema is None else s.ema.module
+        resumed = {"rows": spec.state["rows"], "best": spec.state["best"],
+                           "best_epoch": spec.state["best_epoch"], "start": spec.state["epoch"]}
+    ema = _make_ema(model, config.ema_decay)  # None when off
+    if spec.state is not None and ema is not None:  # resume keeps the settings, so the average is there
+        ema.load_state_dict(spec.state["ema"])
     net = model
     if ctx.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
-    s.step = make_step(net, optimizer, loss_fn, device=ctx.device, precision=config.precision,
-                       grad_clip=config.grad_clip, scheduler=scheduler)  # fmt: skip
-    s.net = net
-    return s
+    step = make_step(net, optimizer, loss_fn, device=ctx.device, precision=config.precision,
+                     grad_clip=config.grad_clip, scheduler=scheduler)  # fmt: skip
+    return TrainState(spec, ctx, model, net, ema, optimizer, scheduler, step, dataset, loader, val_vols, bar,
+                      len(train_cases), len(val_cases), init_report, **resumed)  # fmt: skip
 
 
 def _train_epoch(s: TrainState, epoch: int) -> tuple[float, float]:

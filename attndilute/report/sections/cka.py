@@ -7,7 +7,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from attndilute.names import model_label
 from attndilute.report import figures, summaries
 from attndilute.report.sections.blocks import (
     Figure,
@@ -17,6 +16,7 @@ from attndilute.report.sections.blocks import (
 )
 from attndilute.report.sections.missing import missing
 from attndilute.report.wording import finite, trend_word
+from attndilute.store.cka_figures import model_names
 
 if TYPE_CHECKING:
     from attndilute.report.load import Run
@@ -101,8 +101,7 @@ def cka_section(run: Run) -> Section:
     )
     for name, ds in run.cka.items():
         d = diagonals[name]
-        a = model_label(ds.attrs.get("model_a", "A"))
-        b = model_label(ds.attrs.get("model_b", "B"), a)
+        a, b = model_names(ds)
         low, high = figures.cka_range(ds["cka"].values)
         sec.blocks.append(
             Figure(

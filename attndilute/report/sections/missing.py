@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from attndilute.report.load import Run
 
 #: input -> (what, file, command's --out, command). Paths are relative to the run folder and may
-#: hold ``{config}`` or ``{name}``; the command may use ``{data}``, ``{file}``, ``{out}``,
+#: hold ``{config}`` or ``{name}``; the command may use ``{data}``, ``{out}``,
 #: ``{model}`` (the config's checkpoint) and ``{model_b}``.
 INPUTS: dict[str, tuple[str, str, str, str]] = {
     "cohort": ("cohort table", "data/phantom.csv", "data", "attndilute phantom --out {out}"),
