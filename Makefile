@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Two workers of one thread each, an idle one taking tests from the busy one: 500-539 s against 730-784 s
+# Two workers of one thread each, an idle one taking tests from the busy one: 500-620 s against 730-784 s
 # for one two-thread process on a 2-core machine (docs/performance.md).
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
