@@ -71,7 +71,7 @@ def test_adi_killed_at_every_write_step_resumes_to_the_uninterrupted_result(
     _plain_figures(monkeypatch, adi, "write_adi_png", "write_adi_html")  # the names adi.py calls
 
     def run(out):
-        return run_adi(str(ckpt), out=out, data=data, batch_size=3)  # two parts: 3 + 1 scans
+        return run_adi(str(ckpt), out=out, data=data, batch_size=3, workers=0)  # parts of 3 + 1 scans
 
     run(tmp_path / "warm")  # fills the preprocessing cache, whose writes are not this run's steps
     steps = _steps(lambda: run(tmp_path / "full"))

@@ -1,6 +1,8 @@
 """``torchrun`` scale-out of ``adi`` and ``cka`` on CPU (gloo, 2 processes): same numbers, resumable.
 
-Each distributed run is first killed part-way (``ATTNDILUTE_CRASH_AT`` ends rank 0 at once, like
+The one-process reference runs in the test's own process (``main``), which the console script
+calls too; the distributed runs are real ``torchrun`` launches of the console script. Each
+distributed run is first killed part-way (``ATTNDILUTE_CRASH_AT`` ends rank 0 at once, like
 ``kill -9``; torchrun then stops the other rank), then run again: the rerun resumes from what
 rank 0 committed, and its result must equal a one-process run (ADI exactly, CKA to 1e-6).
 """
@@ -51,11 +53,11 @@ def _run(args: list[str], *, ranks: int = 1, crash: str | None = None) -> subpro
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_torchrun_adi_equals_one_process_and_a_killed_run_resumes(tiny_cohort, tmp_path):
+def test_torchrun_adi_equals_one_process_and_a_killed_run_resumes(tiny_cohort, tmp_path, cli):
     data, ckpt = tiny_cohort
     common = ["adi", "--model", str(ckpt), "--data", str(data), "--batch-size", "1", "--workers", "0"]
-    one = _run([*common, "--out", str(tmp_path / "one")])
-    assert one.returncode == 0, one.stderr
+    code, _, err = cli(*common, "--out", tmp_path / "one")  # the one-process run, in this process
+    assert code == 0, err
     killed = _run([*common, "--out", str(tmp_path / "two")], ranks=2, crash="part written:2")
     assert killed.returncode != 0
     committed = sorted(p.name for p in (tmp_path / "two" / ".adi-parts").glob("*.npz"))
@@ -70,11 +72,11 @@ def test_torchrun_adi_equals_one_process_and_a_killed_run_resumes(tiny_cohort, t
     assert not (tmp_path / "two" / ".adi-parts").exists()
 
 
-def test_torchrun_cka_equals_one_process_and_a_killed_run_resumes(tiny_cohort, tmp_path):
+def test_torchrun_cka_equals_one_process_and_a_killed_run_resumes(tiny_cohort, tmp_path, cli):
     data, ckpt = tiny_cohort
     common = ["cka", str(ckpt), "init:A", "--data", str(data), "--batch-size", "4", "--epochs", "3"]
-    one = _run([*common, "--out", str(tmp_path / "one")])
-    assert one.returncode == 0, one.stderr
+    code, _, err = cli(*common, "--out", tmp_path / "one")  # the one-process run, in this process
+    assert code == 0, err
     killed = _run([*common, "--out", str(tmp_path / "two")], ranks=2, crash="store commit:3")
     assert killed.returncode != 0
     again = _run([*common, "--out", str(tmp_path / "two")], ranks=2)

@@ -2,8 +2,8 @@
 
 The reference is independent of ``attndilute.masks`` and ``attndilute.entropy``: token sources come
 from reshape-and-any over the voxel mask, the window layout from MONAI's own ``F.pad``/``roll``/
-``window_partition`` as in ``SwinTransformerBlock.forward_part1``, and the entropy from float64
-loops over windows and query classes.
+``window_partition`` as in ``SwinTransformerBlock.forward_part1``, and the entropy as float64
+``-xlogy(p, p)`` of every captured attention entry, summed by class indicators of keys and queries.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _monai_layout(tokens: torch.Tensor, window, shift) -> torch.Tensor:
 
 
 def _reference_sums(attn: torch.Tensor, sources: torch.Tensor, batch: int, mean_heads: bool):
-    """h and mass (B, heads, 3, 3) float64: -p log p and p scattered into key then query classes."""
+    """h and mass (B, heads, 3, 3) float64: -p log p and p summed over key, then query, classes."""
     g, heads = attn.shape[:2]
     nw = g // batch
     out_h = torch.zeros(batch, 1 if mean_heads else heads, 3, 3, dtype=torch.float64)
@@ -65,23 +65,26 @@ def _reference_sums(attn: torch.Tensor, sources: torch.Tensor, batch: int, mean_
         p = attn[start : start + 64].double()  # (w, heads, N, N)
         if mean_heads:
             p = p.mean(1, keepdim=True)
-        plogp = torch.where(p > 0, -p * torch.log(p.clamp_min(1e-300)), torch.zeros_like(p))
+        plogp = -torch.special.xlogy(p, p)  # 0 where p = 0
         src = sources[start : start + 64]  # (w, N)
         scan = torch.arange(start, start + p.shape[0]) // nw
         w, k, n, _ = p.shape
-        keys = src.long()[:, None, None, :].expand(w, k, n, n)
-        rows = src.long()[:, None, :, None].expand(w, k, n, 3)
+        hot = F.one_hot(src.long(), 3).double()  # (w, N, 3): class of each token
         for total, values in ((out_h, plogp), (out_m, p)):
-            by_key = torch.zeros(w, k, n, 3, dtype=torch.float64).scatter_add_(
-                -1, keys, values
-            )  # (w, k, Nq, 3)
-            by_pair = torch.zeros(w, k, 3, 3, dtype=torch.float64).scatter_add_(-2, rows, by_key)
+            by_key = torch.bmm(values.reshape(w, k * n, n), hot).reshape(w, k, n, 3)  # sum over keys by class
+            by_pair = hot.transpose(-1, -2)[:, None] @ by_key  # (w, k, 3, 3): then over queries of a class
             total.index_add_(0, scan, by_pair)
     return out_h, out_m
 
 
-def brute_force(model: nn.Module, x: torch.Tensor, real: torch.Tensor, *, patch: int = 2, mean_heads=False):
-    """Run the model with hooks that capture every attention map and reduce it by the reference."""
+def brute_force(
+    model: nn.Module, x: torch.Tensor, real: torch.Tensor, *, patch: int = 2, mean_heads=False,
+    from_stage: int = 0,
+):  # fmt: skip
+    """Run the model with hooks that capture every attention map and reduce it by the reference.
+
+    Blocks of stages below ``from_stage`` are not reduced: their entries are None (not compared).
+    """
     blocks = [(n, m) for n, m in model.named_modules() if hasattr(m, "shift_size") and hasattr(m, "attn")]
     stages: dict[str, int] = {}
     results, grids, handles = [], {}, []
@@ -92,6 +95,9 @@ def brute_force(model: nn.Module, x: torch.Tensor, real: torch.Tensor, *, patch:
             grids[i] = tuple(args[0].shape[1:4])
 
         def post(module, args, out, i=i, block=block, stage=stage):
+            if stage < from_stage:
+                results.append((i, None, None))
+                return
             tokens = _reference_tokens(real, patch * 2**stage)
             assert tuple(tokens.shape[1:]) == grids[i]
             src = _monai_layout(tokens, block.window_size, block.shift_size)
@@ -112,6 +118,8 @@ def brute_force(model: nn.Module, x: torch.Tensor, real: torch.Tensor, *, patch:
 
 def _compare(ds, ref_h, ref_m, atol=1e-4):
     for layer, (h, m) in enumerate(zip(ref_h, ref_m, strict=True)):
+        if h is None:  # a stage brute_force was told to skip
+            continue
         heads = h.shape[1]
         got = ds["h_src"].isel(layer=layer).values[:, :heads]
         np.testing.assert_allclose(got, h.numpy(), rtol=1e-5, atol=1e-3)
@@ -151,7 +159,7 @@ SWIN_CASES = [
     (True, 7, False, (64, 64, 64), (10,)),
     (False, 4, True, (64, 64, 64), (30,)),
     (True, 4, True, (96, 96, 64), (16,)),
-    (False, 7, True, (96, 96, 64), (40,)),
+    (False, 7, True, (64, 64, 32), (20,)),  # 32x32x16 tokens: padded to 35x35x21 by the layout
 ]
 
 
@@ -173,12 +181,18 @@ def test_swin_unetr_matches_brute_force(use_v2, window, flash, shape, pads):
 
 
 def test_swin_unetr_128x128x64_layout_padding():
-    """The window artifact: at 128x128x64 with window 7 even an unpadded scan attends to padding."""
+    """The window artifact: at 128x128x64 with window 7 even an unpadded scan attends to padding.
+
+    Stage 0's 64x64x32 tokens (131k, 500 windows of 343) are not brute-forced here: most of the
+    reference's float64 cost, and stage-0 layout padding under window 7 is brute-forced at 64^3 and
+    64x64x32 above. Stages 1-3 are: 35x35x21, 21x21x14 and the shrunk (7, 7, 4) window.
+    """
     torch.manual_seed(1)
     model = models.build("swin_unetr", feature_size=12, window_size=7).eval()
     x, real = _batch((128, 128, 64), (0,))
     ds = measure_adi(model, x, real)
-    ref_h, ref_m = brute_force(model, x, real)
+    ref_h, ref_m = brute_force(model, x, real, from_stage=1)
+    assert [h is None for h in ref_h] == [True, True] + [False] * 6
     _compare(ds, ref_h, ref_m)
     assert float(ds["adi_input_pad"].max()) == 0.0
     assert float(ds["adi_layout_pad"].isel(layer=0).mean()) > 0  # 64x64x32 grid padded to 70x70x35
@@ -202,7 +216,7 @@ def test_plain_monai_swin_unetr_is_supported():
 
     torch.manual_seed(3)
     model = SwinUNETR(in_channels=1, out_channels=2, feature_size=12).eval()
-    x, real = _batch((64, 64, 64), (20,))
+    x, real = _batch((64, 64, 32), (10,))
     ds = measure_adi(model, x, real)
     ref_h, ref_m = brute_force(model, x, real)
     _compare(ds, ref_h, ref_m)
