@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Two workers of one thread each, an idle one taking tests from the busy one: 500-620 s against 730-784 s
-# for one two-thread process on a 2-core machine (docs/performance.md).
+# Two workers of one thread each, an idle one taking tests from the busy one: 332 s on a 2-core
+# machine, where one two-thread process took 730-784 s before the suite was trimmed
+# (docs/performance.md).
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
 

@@ -73,7 +73,7 @@ def tiny_cohort(tmp_path_factory):
 #: Run first: the longest tests, and those that start processes of their own (torchrun ranks),
 #: so that the end of a ``-n 2 --dist worksteal`` run is made of short tests both workers share
 #: rather than one long test on one worker (docs/performance.md, the test suite's time).
-FIRST = ("integration/test_torchrun.py", "integration/test_demo.py")
+FIRST = ("integration/test_torchrun.py", "integration/test_demo.py", "integration/test_data_cohort.py")
 
 
 def pytest_collection_modifyitems(items):
