@@ -12,8 +12,9 @@ def test_fast_demo_writes_the_whole_study(cli, tmp_path, monkeypatch):
     """The CLI's ``demo --fast``, cut for the test suite's time budget: 6 cases instead of 12 and 4
     training crops per epoch instead of 16 (the full ``--fast`` is what docs/performance.md times).
 
-    Seed 1 puts a 48 mm case in the one-case test split: the base crop (64 slices of 2 mm) pads it
-    down to the deepest stage, the act crop (32 slices) does not.
+    Seed 1 puts a 48 mm case in the one-case test split. The base crop (64 slices of 2 mm) pads it
+    by 80 mm, which leaves deepest-stage tokens that hold only padding; the act crop (32 slices)
+    pads it by 16 mm, which does not reach that stage.
     """
     import dataclasses
     import types
