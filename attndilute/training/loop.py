@@ -294,7 +294,7 @@ def _setup(spec: RunSpec, ctx, progress: bool) -> TrainState:
         set_length(scheduler, steps, config.warmup,  # --epochs may extend it
                    warmup_steps=config.warmup_steps(len(loader)))
         resumed = {"rows": spec.state["rows"], "best": spec.state["best"],
-                           "best_epoch": spec.state["best_epoch"], "start": spec.state["epoch"]}
+                   "best_epoch": spec.state["best_epoch"], "start": spec.state["epoch"]}
     ema = _make_ema(model, config.ema_decay)  # None when off
     if spec.state is not None and ema is not None:  # resume keeps the settings, so the average is there
         ema.load_state_dict(spec.state["ema"])

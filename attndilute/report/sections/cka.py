@@ -16,7 +16,7 @@ from attndilute.report.sections.blocks import (
 )
 from attndilute.report.sections.missing import missing
 from attndilute.report.wording import finite, trend_word
-from attndilute.store.cka_figures import model_names
+from attndilute.store.cka_figures import cka_range, model_names
 
 if TYPE_CHECKING:
     from attndilute.report.load import Run
@@ -102,7 +102,7 @@ def cka_section(run: Run) -> Section:
     for name, ds in run.cka.items():
         d = diagonals[name]
         a, b = model_names(ds)
-        low, high = figures.cka_range(ds["cka"].values)
+        low, high = cka_range(ds["cka"].values)
         sec.blocks.append(
             Figure(
                 figures.cka_heatmap(ds, name, a, b),
