@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Two workers of one thread each, an idle one taking tests from the busy one: 332-371 s on a 2-core
+# Two workers of one thread each, an idle one taking tests from the busy one: 332-412 s on a 2-core
 # machine, where one two-thread process took 730-784 s before the suite was trimmed
 # (docs/performance.md).
 test: $(STAMP)
