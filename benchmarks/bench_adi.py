@@ -1,9 +1,13 @@
 """Cost of online ADI against the plain forward: time and peak memory, side by side in one run.
 
-For each case, two worker processes hold the same model and input: one runs the plain forward,
-the other ``measure_adi``. The parent alternates them (A B B A ...) for ``--repeats`` rounds after
-one warm-up each, so both see the same machine load; time is the median per worker and memory
-the worker's peak RSS (its whole process: model, input, forward). Cases:
+For each case, two worker processes hold the same model and input and each runs both the plain
+forward and ``measure_adi``. A round asks one of them (the two take turns) for a plain forward and
+an instrumented one, back to back, in alternating order (A B, B A, ...); the time ratio is the
+median over ``--repeats`` rounds of the round's instrumented over plain seconds. So both sides of
+a ratio ran in the same process a moment apart: neither a slow spell of a shared machine nor a
+process's own speed (two workers running the same plain forward differed by 4%, measured) moves
+it. Memory is the peak RSS (the whole process: model, input, forward) of two more workers that run
+only the plain forward or only ``measure_adi``. Cases:
 
 - ``swinunetr``: MONAI SwinUNETR feature 48, 64^3, the last 24 slices padding, explicit attention
   on both sides (``use_flash_attention=False``);
@@ -74,8 +78,9 @@ def _build(case: str):
     return model.eval(), torch.randn(1, 1, *size) * real[:, None], real
 
 
-def worker(case: str, mode: str, threads: int) -> None:
-    """Serve ``run`` (one forward, prints seconds) and ``rss`` (prints peak MB) on stdin."""
+def worker(case: str, modes: str, threads: int) -> None:
+    """Serve ``plain`` and ``adi`` (one forward each, prints seconds) and ``rss`` (prints peak MB)
+    on stdin; ``modes`` is ``plain``, ``adi`` or ``both``: which forwards this worker runs."""
     import torch
 
     from attndilute.instrument import measure_adi
@@ -83,63 +88,79 @@ def worker(case: str, mode: str, threads: int) -> None:
     torch.set_num_threads(threads)
     model, x, real = _build(case)
 
-    def once() -> None:
-        if mode == "plain":
-            with torch.no_grad():
-                model(x)
-        else:
-            measure_adi(model, x, real)
+    def plain() -> None:
+        with torch.no_grad():
+            model(x)
 
-    once()  # warm-up
+    forwards = {"plain": plain, "adi": lambda: measure_adi(model, x, real)}
+    if modes != "both":
+        forwards = {modes: forwards[modes]}
+    for forward in forwards.values():
+        forward()  # warm-up
     print("ready", flush=True)
     for line in sys.stdin:
-        if line.strip() == "run":
+        command = line.strip()
+        if command in forwards:
             t = time.perf_counter()
-            once()
+            forwards[command]()
             print(time.perf_counter() - t, flush=True)
-        elif line.strip() == "rss":
+        elif command == "rss":
             print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
         else:
             return
 
 
-def side_by_side(case: str, repeats: int, threads: int) -> dict:
-    """Interleaved medians and peak RSS of the plain and the instrumented worker."""
-    procs = {
-        mode: subprocess.Popen(
-            [sys.executable, __file__, "--worker", case, mode, "--threads", str(threads)],
+class _Worker:
+    """A worker process (:func:`worker`) and its line protocol."""
+
+    def __init__(self, case: str, modes: str, threads: int):
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", case, modes, "--threads", str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        for mode in ("plain", "adi")
-    }
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{case} worker ({modes}) failed to start")
 
-    def ask(mode: str, what: str) -> float:
-        proc = procs[mode]
-        proc.stdin.write(what + "\n")
-        proc.stdin.flush()
-        return float(proc.stdout.readline())
+    def ask(self, command: str) -> float:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
 
-    for proc in procs.values():
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"{case} worker failed to start")
+    def close(self) -> None:
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def side_by_side(case: str, repeats: int, threads: int) -> dict:
+    """Paired time ratios from two workers running both forwards; peak RSS from one-mode workers."""
+    memory = {}
+    for mode in ("plain", "adi"):  # one at a time: a worker's forwards would slow the other's
+        w = _Worker(case, mode, threads)
+        memory[mode] = w.ask("rss")
+        w.close()
+    timers = [_Worker(case, "both", threads) for _ in range(2)]
     times: dict[str, list[float]] = {"plain": [], "adi": []}
     for r in range(repeats):
-        for mode in ("plain", "adi") if r % 2 == 0 else ("adi", "plain"):
-            times[mode].append(ask(mode, "run"))
-    rss = {mode: ask(mode, "rss") for mode in procs}
-    for proc in procs.values():
-        proc.stdin.write("quit\n")
-        proc.stdin.close()
-        proc.wait()
-    return ratio_row(times, rss, case=case, repeats=repeats)
+        for mode in ("plain", "adi") if r // 2 % 2 == 0 else ("adi", "plain"):
+            times[mode].append(timers[r % 2].ask(mode))
+    for w in timers:
+        w.close()
+    return ratio_row(times, memory, case=case, repeats=repeats)
 
 
 def ratio_row(times: dict[str, list[float]], memory: dict[str, float], **label) -> dict:
-    """One table row: median seconds and peak MB of ``plain`` and ``adi``, and their ratios."""
+    """One table row: median seconds and peak MB of ``plain`` and ``adi``, and their ratios.
+
+    ``times[mode][i]`` of the two modes are a pair (one round, run back to back): the time ratio
+    is the median of the pairs' ratios; ``ratio_of_medians`` is the ratio of the two medians.
+    """
     sec = {mode: statistics.median(v) for mode, v in times.items()}
-    return {**label, "plain_s": sec["plain"], "adi_s": sec["adi"], "time_ratio": sec["adi"] / sec["plain"],
+    pairs = [adi / plain for plain, adi in zip(times["plain"], times["adi"], strict=True)]
+    return {**label, "plain_s": sec["plain"], "adi_s": sec["adi"], "time_ratio": statistics.median(pairs),
+            "ratio_of_medians": sec["adi"] / sec["plain"], "pair_ratios": pairs,
             "plain_mb": memory["plain"], "adi_mb": memory["adi"],
             "memory_ratio": memory["adi"] / memory["plain"]}
 
@@ -171,10 +192,10 @@ def main() -> None:
         return
     print(
         f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
-        f"{args.threads} threads, median of {args.repeats} interleaved repeats"
+        f"{args.threads} threads, median of {args.repeats} paired repeats"
     )
     print(
-        f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} "
+        f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} {'pairs min-max':>14s} "
         f"{'plain MB':>9s} {'ADI MB':>8s} {'mem x':>6s}"
     )
     rows = []
@@ -190,6 +211,7 @@ def main() -> None:
             row = side_by_side(case, args.repeats, args.threads)
             print(
                 f"{case:10s} {row['plain_s']:8.3f} {row['adi_s']:8.3f} {row['time_ratio']:7.2f} "
+                f"{min(row['pair_ratios']):6.2f}-{max(row['pair_ratios']):<7.2f} "
                 f"{row['plain_mb']:9.0f} {row['adi_mb']:8.0f} {row['memory_ratio']:6.2f}"
             )
         rows.append(row)

@@ -59,19 +59,19 @@ def chunked_attention(
         value = value.repeat_interleave(heads // value.shape[1], 1)
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     mask = _additive_mask(attn_mask, is_causal, (g, heads, nq, nk), query.device)
-    out = torch.empty(g, heads, nq, value.shape[-1], dtype=query.dtype, device=query.device)
     step = max(1, (chunk_elements or reduce.CHUNK_ELEMENTS) // max(1, heads * nq * nk))
+    outs = []
     for start in range(0, g, step):
         sl = slice(start, min(g, start + step))
-        scores = torch.matmul(query[sl].float(), key[sl].float().transpose(-1, -2)) * scale  # (g', h, Nq, Nk)
+        scores = torch.matmul(query[sl].float() * scale, key[sl].float().transpose(-1, -2))  # (g', h, Nq, Nk)
         if mask is not None:
-            scores = scores + mask[sl]
+            scores += mask[sl]
         weights = torch.softmax(scores, -1)
         on_attention(weights, scores=scores, groups=sl)
         if dropout_p > 0:
             weights = F.dropout(weights, dropout_p, training=True)
-        out[sl] = torch.matmul(weights.to(value.dtype), value[sl])
-    return out
+        outs.append(torch.matmul(weights.to(value.dtype), value[sl]))  # (g', h, Nq, dv)
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 def _additive_mask(attn_mask, is_causal, shape, device) -> torch.Tensor | None:

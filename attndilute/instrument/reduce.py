@@ -9,6 +9,7 @@ the sum of per-window ADI for ``windows="mean"``. The formulas are the core's
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -58,7 +59,7 @@ def reduce_attention(
         its input-pad and layout-pad parts; ``windows`` (B,): how many such windows; ``count``
         (B, 3): queries of each source.
 
-    Its length is the documented signature: the code is 51 lines.
+    Its length is the documented signature: the code is 33 lines.
     """
     groups = groups or slice(0, layout.query_sources.shape[0])
     query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]
@@ -70,47 +71,54 @@ def reduce_attention(
         )
     if scores is not None and scores.shape != attn.shape:
         raise RuntimeError(f"scores {tuple(scores.shape)} and attention {tuple(attn.shape)} differ")
-    out_heads = 1 if mean_heads else heads
-    h = torch.zeros(num_scans, out_heads, NUM_SOURCES, NUM_SOURCES, dtype=torch.float64, device=attn.device)
-    mass = torch.zeros_like(h)
-    window_adi = torch.zeros(num_scans, out_heads, NUM_SOURCES, dtype=torch.float64, device=attn.device)
-    q_hot = F.one_hot(query_sources.to(attn.device).long(), NUM_SOURCES).to(torch.float32)  # (G', Nq, 3)
-    k_hot = F.one_hot(key_sources.to(attn.device).long(), NUM_SOURCES).to(torch.float32)  # (G', Nk, 3)
-    scan_hot = F.one_hot(layout.scan_index[groups].to(attn.device).long(), num_scans).to(torch.float64).T
-    has_real = (query_sources == REAL).any(1).to(attn.device)  # (G',)
-    step = max(1, chunk_elements // max(1, heads * nq * nk))
-    for sl, uniform in _runs(_uniform_groups(query_sources, key_sources), step):
+    plan = _plan(layout, groups, num_scans, max(1, chunk_elements // max(1, heads * nq * nk)), attn.device)
+    parts = []
+    for sl, uniform in plan.runs:
         p = attn[sl].to(torch.float32)  # (g', heads, Nq, Nk)
         s = None if scores is None or mean_heads else scores[sl]
         if mean_heads:
             p = p.mean(1, keepdim=True)
-        hg, mg = source_entropy(
-            p, q_hot[sl, None], k_hot[sl, None], s, uniform=uniform
-        )  # (g', heads', 3q, 3k)
-        per_group = torch.cat([hg, mg], 1).double()  # (g', 2 heads', 3, 3)
-        per_scan = (scan_hot[:, sl] @ per_group.reshape(per_group.shape[0], -1)).view(
-            num_scans, 2, out_heads, 3, 3
-        )
-        h += per_scan[:, 0]
-        mass += per_scan[:, 1]
-        real_rows = hg[:, :, REAL].double()  # (g', heads', 3k): entropy of the real queries by key source
-        total = real_rows.sum(-1, keepdim=True)
-        share = torch.where(total > 0, real_rows / total.clamp_min(1e-300), 0.0)  # (g', heads', 3)
-        share = (
-            torch.stack(
-                [
-                    share[..., INPUT_PAD] + share[..., LAYOUT_PAD],
-                    share[..., INPUT_PAD],
-                    share[..., LAYOUT_PAD],
-                ],
-                -1,
-            )
-            * has_real[sl, None, None]
-        )
-        window_adi += (scan_hot[:, sl] @ share.reshape(share.shape[0], -1)).view(num_scans, out_heads, 3)
-    windows = scan_hot @ has_real.double()  # (B,)
-    count = scan_hot @ q_hot.sum(1).double()  # (B, 3)
-    return {"h": h, "mass": mass, "window_adi": window_adi, "windows": windows, "count": count}
+        classes = plan.q_hot[sl, None], plan.k_hot[sl, None]  # (g', 1, N, 3)
+        parts.append(torch.stack(source_entropy(p, *classes, s, uniform=uniform), 1))
+    per_group = torch.cat(parts).double()  # (G', 2, heads', 3q, 3k): entropy and mass of each group
+    h, mass = (plan.scan_hot @ per_group.flatten(1)).view(num_scans, *per_group.shape[1:]).unbind(1)
+    real_rows = per_group[:, 0, :, REAL]  # (G', heads', 3k): entropy of the real queries by key source
+    total = real_rows.sum(-1, keepdim=True)
+    share = torch.where(total > 0, real_rows / total.clamp_min(1e-300), 0.0)  # (G', heads', 3)
+    pads = share[..., INPUT_PAD], share[..., LAYOUT_PAD]
+    share = torch.stack([pads[0] + pads[1], *pads], -1)  # (G', heads', 3): all padding, input, layout
+    window_adi = plan.scan_hot @ (share * plan.has_real[:, None, None]).flatten(1)
+    return {"h": h, "mass": mass, "window_adi": window_adi.view(num_scans, *share.shape[1:]),
+            "windows": plan.windows.clone(), "count": plan.count.clone()}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`reduce_attention` derives from a layout, for one range of groups."""
+
+    q_hot: torch.Tensor  # (G', Nq, 3) float32 one-hot query sources
+    k_hot: torch.Tensor  # (G', Nk, 3) float32
+    runs: list[tuple[slice, bool]]  # chunks of groups and whether each is uniform
+    scan_hot: torch.Tensor  # (B, G') float64: which scan each group belongs to
+    has_real: torch.Tensor  # (G',) float64: the group holds real queries
+    windows: torch.Tensor  # (B,) float64: groups holding real queries per scan
+    count: torch.Tensor  # (B, 3) float64: queries of each source per scan
+
+
+def _plan(layout: SiteLayout, groups: slice, num_scans: int, step: int, device: torch.device) -> _Plan:
+    """The layout's plan for ``groups`` in chunks of ``step`` groups, cached on the layout."""
+    key = (groups.start, groups.stop, num_scans, step, str(device))
+    if key in layout.plans:
+        return layout.plans[key]
+    query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]
+    q_hot = F.one_hot(query_sources.to(device).long(), NUM_SOURCES).to(torch.float32)
+    k_hot = F.one_hot(key_sources.to(device).long(), NUM_SOURCES).to(torch.float32)
+    scan_hot = F.one_hot(layout.scan_index[groups].to(device).long(), num_scans).to(torch.float64).T
+    has_real = (query_sources == REAL).any(1).to(device).double()
+    plan = _Plan(q_hot, k_hot, _runs(_uniform_groups(query_sources, key_sources), step), scan_hot,
+                 has_real, scan_hot @ has_real, scan_hot @ q_hot.sum(1).double())
+    layout.plans[key] = plan
+    return plan
 
 
 def _uniform_groups(query_sources: torch.Tensor, key_sources: torch.Tensor) -> list[bool]:

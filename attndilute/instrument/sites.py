@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -36,6 +36,8 @@ class SiteLayout:
         key_sources: (G, Nk) uint8.
         scan_index: (G,) long, the scan (batch row) each group belongs to.
         window, shift: the window and shift actually used, for windowed sites (else None).
+        plans: what the reduction derives from the layout (one-hot sources, chunks), kept for
+            the next call that shares the layout (a ViT's blocks share one per batch).
     """
 
     query_sources: torch.Tensor
@@ -43,6 +45,7 @@ class SiteLayout:
     scan_index: torch.Tensor
     window: tuple[int, ...] | None = None
     shift: tuple[int, ...] | None = None
+    plans: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 #: ``install(on_attention) -> remove``: make every call of a site pass its post-softmax weights

@@ -75,6 +75,33 @@ def test_scores_form_falls_back_for_fully_masked_rows_and_huge_logits():
     torch.testing.assert_close(h.double(), _oracle(huge, q, k)[0], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("uniform", [False, True])
+def test_scores_form_stays_accurate_for_peaked_attention_with_large_logits(uniform):
+    """Logits of +-300 leave little entropy to a large lse: the cancellation check takes the
+    per-entry form there (the scores form alone was off by 2e-4 of the largest sum)."""
+    g = torch.Generator().manual_seed(4)
+    scores = torch.randn(4, 3, 64, 64, generator=g) * 100
+    q = F.one_hot(torch.zeros(64).long(), 3).float() if uniform else _classes(64, 8)
+    q = q[None, None]
+    h, _ = source_entropy(scores.softmax(-1), q, q, scores, uniform=uniform)
+    h_ref = _oracle(scores, q, q)[0]
+    assert float((h.double() - h_ref).abs().max() / h_ref.abs().max()) < 1e-5
+
+
+def test_scores_form_is_taken_for_ordinary_logits(monkeypatch):
+    from attndilute import entropy
+
+    def no_log(p):
+        raise AssertionError("the per-entry logarithm was taken")
+
+    monkeypatch.setattr(entropy, "neg_plogp", no_log)
+    scores = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(5)) * 4 + 20
+    q = _classes(64, 9)[None, None]
+    one_class = q[..., :1, :].expand_as(q)
+    source_entropy(scores.softmax(-1), q, q, scores)
+    source_entropy(scores.softmax(-1), one_class, one_class, scores, uniform=True)
+
+
 def test_reduce_with_scores_and_chunks_equals_the_per_entry_reduction():
     from attndilute.instrument.sites import SiteLayout
 
