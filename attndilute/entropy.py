@@ -121,51 +121,54 @@ def source_entropy(
     k = query_classes.shape[-1]
     q_t = query_classes.transpose(-1, -2)  # (..., k, Nq)
     if lse is None:
-        ent, mass = q_t @ neg_plogp(attn), q_t @ attn  # (..., k, Nk)
+        h, mass = q_t @ neg_plogp(attn) @ key_classes, q_t @ attn  # (..., k, k), (..., k, Nk)
     else:
         both = torch.cat(torch.broadcast_tensors(q_t, q_t * lse.transpose(-1, -2)), -2)  # (..., 2k, Nq)
         both = both @ attn  # (..., 2k, Nk): [Σ_i q α, Σ_i q lse α]
-        mass, ent = both[..., :k, :], both[..., k:, :] - _dot(attn, scores, lambda product: q_t @ product)
-    h = (ent @ key_classes).clamp_min(0.0)  # (..., k, k)
-    if lse is not None and not _cancellation_ok(h.sum(-1), q_t @ lse.abs(), attn.dtype):
-        return source_entropy(attn, query_classes, key_classes)  # the per-entry form
-    return h, mass @ key_classes
+        mass = both[..., :k, :]
+
+        def entropy(product: torch.Tensor) -> torch.Tensor:  # product: α ⊙ s (..., Nq, Nk)
+            return (both[..., k:, :] - q_t @ product) @ key_classes  # (..., k, k)
+
+        h = _checked(entropy, attn, scores, q_t @ lse.abs())
+        if h is None:
+            return source_entropy(attn, query_classes, key_classes)  # the per-entry form
+    return h.clamp_min(0.0), mass @ key_classes
 
 
 #: how far the scores form's float cancellation may go, relative to the entropy it yields
 REL_TOL = 1e-4
 
 
-def _cancellation_ok(h: torch.Tensor, abs_lse: torch.Tensor, dtype: torch.dtype) -> bool:
-    """Is ``lse · mass - Σ α s`` accurate to ``REL_TOL`` of the entropy ``h`` (..., k)?
+def _checked(entropy, attn: torch.Tensor, scores: torch.Tensor, abs_lse: torch.Tensor) -> torch.Tensor | None:
+    """``entropy(α ⊙ s)`` (..., k, k or 1) if accurate to ``REL_TOL``, else None (take ``-α log α``).
 
-    Its rounding error stays below ``eps · Σ_i |lse_i|`` (checked against a float64 oracle on
-    random logits up to ±1500, the largest ratio seen 1.2); ``abs_lse`` (..., k, 1) holds that sum
-    per query class. Peaked attention with large logits (low entropy, large ``|lse|``) fails it.
+    The rounding error of ``lse · mass - Σ α s`` stays below ``eps · Σ_i |lse_i|`` (checked
+    against a float64 oracle on random logits up to ±1500, the largest ratio seen 1.2);
+    ``abs_lse`` (..., k, 1) holds that sum per query class. Peaked attention with large logits
+    (low entropy, large ``|lse|``) fails the check. A NaN from ``0 · -inf`` (a masked key: no
+    weight, no entropy) fails it too, and the product is taken again with ``s = 0`` there. One
+    synchronisation in the usual case.
     """
-    return bool((4 * torch.finfo(dtype).eps * abs_lse[..., 0] <= REL_TOL * h).all())
-
-
-def _dot(attn: torch.Tensor, scores: torch.Tensor, reduce) -> torch.Tensor:
-    """``reduce(α ⊙ s)``, taken again with ``s = 0`` where ``α = 0`` if ``0 · -inf`` made it NaN
-    (a masked key carries no weight and no entropy)."""
-    out = reduce(attn * scores)
-    if not bool(torch.isfinite(out).all()):
-        out = reduce(attn * scores.masked_fill(attn == 0, 0.0))
-    return out
+    bound = (4 * torch.finfo(attn.dtype).eps / REL_TOL) * abs_lse  # (..., k, 1)
+    h = entropy(attn * scores)
+    if bool((bound <= h.sum(-1, keepdim=True)).all()):  # False for NaN
+        return h
+    if not bool(torch.isfinite(h).all()):
+        h = entropy(attn * scores.masked_fill(attn == 0, 0.0))
+    return h if bool((bound <= h.sum(-1, keepdim=True)).all()) else None
 
 
 def _uniform_source_entropy(attn, query_classes, key_classes, scores, lse):
     """:func:`source_entropy` when every leading index has one class for all its tokens."""
-    if lse is None:
-        ent_rows = neg_plogp(attn).sum(-1)  # (..., Nq)
-    else:
-        dot = _dot(attn, scores, lambda product: product.sum(-1))  # (..., Nq)
-        ent_rows = (lse[..., 0] - dot).clamp_min(0.0)
-        if not _cancellation_ok(ent_rows.sum(-1), lse.abs().sum(-2), attn.dtype):
-            ent_rows = neg_plogp(attn).sum(-1)
+    ent = None
+    if lse is not None:  # (..., 1, 1): the entropy of all rows
+        ent = _checked(lambda product: lse.sum(-2, keepdim=True) - product.sum((-1, -2))[..., None, None],
+                       attn, scores, lse.abs().sum(-2, keepdim=True))
+    if ent is None:
+        ent = neg_plogp(attn).sum((-1, -2))[..., None, None]
     pair = query_classes[..., 0, :, None] * key_classes[..., 0, None, :]  # (..., k, k): the one class pair
-    h = ent_rows.sum(-1)[..., None, None] * pair  # (..., k, k)
+    h = ent.clamp_min(0.0) * pair  # (..., k, k)
     return h, torch.broadcast_to(pair * float(attn.shape[-2]), h.shape)
 
 
@@ -190,11 +193,12 @@ def _log_partition(attn: torch.Tensor, scores: torch.Tensor) -> torch.Tensor | N
         # gathered once: the strided diagonal is read by several ops below
         anchor = attn.diagonal(0, -2, -1)[..., None].contiguous()
         anchor_score = scores.diagonal(0, -2, -1)[..., None].contiguous()
-    if nq != nk or not bool((anchor > ANCHOR_MIN).all()):
-        # the largest weight sits at the largest score (softmax is monotone in a row): two value-only
-        # maxima, measured ~30x cheaper on CPU than max() with its indices
-        anchor, anchor_score = attn.amax(-1, keepdim=True), scores.amax(-1, keepdim=True)
-    if not bool((anchor_score.abs() <= SCORE_LIMIT).all()):  # also False for NaN and ±inf
+        if bool(((anchor > ANCHOR_MIN) & (anchor_score.abs() <= SCORE_LIMIT)).all()):  # False for NaN, ±inf
+            return anchor_score - anchor.log()
+    # the largest weight sits at the largest score (softmax is monotone in a row): two value-only
+    # maxima, measured ~30x cheaper on CPU than max() with its indices
+    anchor, anchor_score = attn.amax(-1, keepdim=True), scores.amax(-1, keepdim=True)
+    if not bool((anchor_score.abs() <= SCORE_LIMIT).all()):
         return None
     return anchor_score - anchor.log()
 

@@ -13,7 +13,8 @@ only the plain forward or only ``measure_adi``. Cases:
   on both sides (``use_flash_attention=False``);
 - ``smit``: SMIT (``smit-paper``) at its preset crop 128^3, the last 48 slices padding;
 - ``vit``: timm ViT-S/16 at 224^2, 16:9 letterbox bars; the plain forward runs timm's fused
-  attention, the instrumented one the same kernel computed window-chunk by window-chunk;
+  attention, the instrumented one the same kernel computed window-chunk by window-chunk; a
+  sample times 10 forwards;
 - ``cohort``: ``attndilute adi`` on the 40-case phantom (``random:swin-paper``, 96^3): total
   wall time of the command against the time spent inside the model's forwards.
 
@@ -35,6 +36,8 @@ from datetime import date
 from pathlib import Path
 
 CASES = ("swinunetr", "smit", "vit", "cohort")
+#: forwards per timed sample: one ViT forward (~0.1 s) is too short to time alone on a shared machine
+FORWARDS = {"vit": 10}
 
 
 def _import_timm():
@@ -101,9 +104,11 @@ def worker(case: str, modes: str, threads: int) -> None:
     for line in sys.stdin:
         command = line.strip()
         if command in forwards:
+            n = FORWARDS.get(case, 1)
             t = time.perf_counter()
-            forwards[command]()
-            print(time.perf_counter() - t, flush=True)
+            for _ in range(n):
+                forwards[command]()
+            print((time.perf_counter() - t) / n, flush=True)  # seconds per forward
         elif command == "rss":
             print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
         else:

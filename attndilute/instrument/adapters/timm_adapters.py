@@ -29,6 +29,7 @@ weights are read from the softmax module (Swin, with its scores) or from the inp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -50,12 +51,18 @@ def is_timm(module: nn.Module) -> bool:
     return type(module).__module__.startswith("timm.")
 
 
+@functools.cache
+def _lineage(cls: type) -> frozenset[tuple[str, str]]:
+    """(module, name) of ``cls`` and its bases: class identity by name, without importing timm."""
+    return frozenset((c.__module__, c.__name__) for c in cls.__mro__)
+
+
 def _is_class(module: nn.Module, module_path: str, name: str) -> bool:
-    return any(c.__module__ == module_path and c.__name__ == name for c in type(module).__mro__)
+    return (module_path, name) in _lineage(type(module))
 
 
 def _is_swin_block(module: nn.Module) -> bool:
-    return any(_is_class(module, path, name) for path, name in SWIN_BLOCKS.items())
+    return not _lineage(type(module)).isdisjoint(SWIN_BLOCKS.items())
 
 
 # ---------------------------------------------------------------- installers
