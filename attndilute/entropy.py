@@ -98,7 +98,7 @@ def source_entropy(
     (k, Nq) matrix times the (Nq, Nk) maps, then (k, Nk) @ (Nk, k); no per-row temporaries are
     formed. (The other order, the maps times an (Nk, k) matrix, ran at a third of the speed on
     CPU.) A call whose cancellation could exceed ``REL_TOL`` of its entropy takes the per-entry
-    form (:func:`_cancellation_ok`).
+    form (:func:`_checked`).
 
     Args:
         attn: (..., Nq, Nk) post-softmax weights, already in the working dtype.

@@ -82,8 +82,8 @@ def _build(case: str):
 
 
 def worker(case: str, modes: str, threads: int) -> None:
-    """Serve ``plain`` and ``adi`` (one forward each, prints seconds) and ``rss`` (prints peak MB)
-    on stdin; ``modes`` is ``plain``, ``adi`` or ``both``: which forwards this worker runs."""
+    """Serve ``plain`` and ``adi`` (``FORWARDS`` forwards, default one; prints seconds per forward)
+    and ``rss`` (prints peak MB) on stdin; ``modes`` (``plain``, ``adi`` or ``both``) says which."""
     import torch
 
     from attndilute.instrument import measure_adi

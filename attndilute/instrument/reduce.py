@@ -59,7 +59,7 @@ def reduce_attention(
         its input-pad and layout-pad parts; ``windows`` (B,): how many such windows; ``count``
         (B, 3): queries of each source.
 
-    Its length is the documented signature: the code is 33 lines.
+    Its length is the documented signature: the code is 29 lines.
     """
     groups = groups or slice(0, layout.query_sources.shape[0])
     query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]
