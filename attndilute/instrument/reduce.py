@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # sites -> fused -> reduce: the layout type is only named her
     from attndilute.instrument.sites import SiteLayout
 
 NUM_SOURCES = 3
-CHUNK_ELEMENTS = 1 << 20  # ~4 MB of float32 per temporary: stays in cache, measured fastest on CPU
+CHUNK_ELEMENTS = 1 << 20  # ~4 MB of float32 per temporary (256K-2M entries timed within 10% on CPU)
 
 
 def reduce_attention(
