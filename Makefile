@@ -8,9 +8,11 @@ OUT     ?= demo-out
 .PHONY: venv test demo lint bench clean
 
 # torch first, pinned: the CPU wheel (plain `torch` can pull a multi-GB CUDA build). Then the study
-# and dev extras (docs/install.md). timm goes in with --no-deps: its torchvision dependency would
-# pull a CUDA torch, and the tests stand in for torchvision; its small deps are installed by hand.
-$(STAMP): pyproject.toml
+# and dev extras (docs/install.md); the editable install also builds the optional C entropy kernel
+# (setup.py) in place where a compiler is found. timm goes in with --no-deps: its torchvision
+# dependency would pull a CUDA torch, and the tests stand in for torchvision; its small deps are
+# installed by hand.
+$(STAMP): pyproject.toml setup.py attndilute/instrument/_entropy_kernel.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
@@ -38,4 +40,4 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache attndilute/instrument/_entropy_kernel.*.so

@@ -82,9 +82,10 @@ def source_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropy and attention mass by query class and key class, for k token sources (Eq. 5-6).
 
-    The one implementation of Eq. 5-6: :func:`entropy_decomposition` (k = 2: real, padding) and
-    the online reduction of :mod:`attndilute.instrument.reduce` (k = 3: real, input padding,
-    layout padding) both call it.
+    The torch implementation of Eq. 5-6, on any device: :func:`entropy_decomposition` (k = 2:
+    real, padding) and the online reduction of :mod:`attndilute.instrument.reduce` (k = 3: real,
+    input padding, layout padding) call it. On a CPU with scores the reduction takes the one-pass
+    kernel :mod:`attndilute.instrument.cpu_kernel` instead; tests hold the two to each other.
 
     Two forms give the same sums. From the weights alone, ``-Σ_j α_j log α_j`` takes a logarithm
     per entry. With the pre-softmax ``scores`` too (what a softmax hook also sees), every row's

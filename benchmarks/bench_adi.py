@@ -18,7 +18,10 @@ only the plain forward or only ``measure_adi``. Cases:
 - ``cohort``: ``attndilute adi`` on the 40-case phantom (``random:swin-paper``, 96^3): total
   wall time of the command against the time spent inside the model's forwards.
 
-    python benchmarks/bench_adi.py [--cases swinunetr vit smit cohort] [--repeats 7] [--threads 2]
+    python benchmarks/bench_adi.py [--cases swinunetr vit smit cohort] [--repeats 7] [--threads 2] [--load N]
+
+``--load N`` runs N busy-looping processes alongside for the whole measurement: a loaded machine,
+reproducibly.
 """
 
 from __future__ import annotations
@@ -191,6 +194,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="load the machine: N busy-looping processes run throughout")
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args.threads)
@@ -198,7 +203,20 @@ def main() -> None:
     print(
         f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
         f"{args.threads} threads, median of {args.repeats} paired repeats"
+        + (f", {args.load} busy-looping process{'es' if args.load > 1 else ''} alongside" if args.load else "")
     )
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        rows = run_cases(args)
+    finally:
+        for process in busy:
+            process.kill()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def run_cases(args: argparse.Namespace) -> list[dict]:
+    """Measure every case of ``args.cases`` and print its row."""
     print(
         f"{'case':10s} {'plain s':>8s} {'ADI s':>8s} {'time x':>7s} {'pairs min-max':>14s} "
         f"{'plain MB':>9s} {'ADI MB':>8s} {'mem x':>6s}"
@@ -220,8 +238,7 @@ def main() -> None:
                 f"{row['plain_mb']:9.0f} {row['adi_mb']:8.0f} {row['memory_ratio']:6.2f}"
             )
         rows.append(row)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Reduce one attention call to entropy and mass sums by token source, inside the hook (Eq. 5-6).
 
-The attention ``(G, heads, Nq, Nk)`` of one block is consumed in chunks of groups (windows), so
-the extra memory is a small fraction of the map the model already holds, and only sums leave:
+The attention ``(G, heads, Nq, Nk)`` of one block is reduced where it is, and only sums leave:
 per scan and head a 3x3 matrix (query source x key source) of entropy and of attention mass, and
-the sum of per-window ADI for ``windows="mean"``. The formulas are the core's
-(:func:`attndilute.entropy.source_entropy`); nothing here re-implements Eq. 5-6.
+the sum of per-window ADI for ``windows="mean"``. Eq. 5-6 come from one of two places: on a CPU,
+with the scores, the one-pass kernel :func:`attndilute.instrument.cpu_kernel.group_sums` (no
+temporaries); otherwise (a GPU, weights alone, ``heads="mean-attention"``) the core's
+:func:`attndilute.entropy.source_entropy`, in chunks of groups (windows), so the extra memory is
+a small fraction of the map the model already holds. Tests hold the two to each other and to a
+float64 oracle.
 """
 
 from __future__ import annotations
@@ -43,8 +46,7 @@ def reduce_attention(
         layout: sources of the G groups' queries and keys and their scan index.
         num_scans: B, the number of scans in the batch.
         scores: (G', heads, Nq, Nk) the logits ``attn`` is the softmax of, when the caller has
-            them: the entropy then takes one logarithm per row instead of one per entry
-            (:func:`attndilute.entropy.source_entropy`).
+            them: the entropy then takes one logarithm per row instead of one per entry.
         groups: which of the layout's G groups ``attn`` holds (a chunk of a fused attention
             computed window-chunk by window-chunk); sums of the chunks of a call add up.
         mean_heads: average the attention over heads before the entropy (``heads="mean-attention"``,
@@ -53,13 +55,13 @@ def reduce_attention(
 
     Returns:
         ``h`` and ``mass``, each (B, heads or 1, 3, 3) float64: ``h[b, k, s, t]`` is the entropy
-        that queries of source s in scan b spend on keys of source t in head k (Eq. 5-6, through
-        :func:`attndilute.entropy.source_entropy`); ``window_adi`` (B, heads or 1, 3): the sum over
+        that queries of source s in scan b spend on keys of source t in head k (Eq. 5-6);
+        ``window_adi`` (B, heads or 1, 3): the sum over
         groups (windows) holding real queries of each window's ADI (Eq. 7 inside the window) and
         its input-pad and layout-pad parts; ``windows`` (B,): how many such windows; ``count``
         (B, 3): queries of each source.
 
-    Its length is the documented signature: the code is 29 lines.
+    Its length is the documented signature: the code is 33 lines.
     """
     groups = groups or slice(0, layout.query_sources.shape[0])
     query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]
@@ -72,15 +74,21 @@ def reduce_attention(
     if scores is not None and scores.shape != attn.shape:
         raise RuntimeError(f"scores {tuple(scores.shape)} and attention {tuple(attn.shape)} differ")
     plan = _plan(layout, groups, num_scans, max(1, chunk_elements // max(1, heads * nq * nk)), attn.device)
-    parts = []
-    for sl, uniform in plan.runs:
-        p = attn[sl].to(torch.float32)  # (g', heads, Nq, Nk)
-        s = None if scores is None or mean_heads else scores[sl]
-        if mean_heads:
-            p = p.mean(1, keepdim=True)
-        classes = plan.q_hot[sl, None], plan.k_hot[sl, None]  # (g', 1, N, 3)
-        parts.append(torch.stack(source_entropy(p, *classes, s, uniform=uniform), 1))
-    per_group = torch.cat(parts).double()  # (G', 2, heads', 3q, 3k): entropy and mass of each group
+    from attndilute.instrument import cpu_kernel  # numba: imported on the first measured call
+
+    if not mean_heads and cpu_kernel.applies(attn, scores):  # one pass over the maps, no chunks
+        per_group = cpu_kernel.group_sums(attn, scores, plan.q_index, plan.k_rows).transpose(1, 2)
+    else:
+        parts = []
+        for sl, uniform in plan.runs:
+            p = attn[sl].to(torch.float32)  # (g', heads, Nq, Nk)
+            s = None if scores is None or mean_heads else scores[sl]
+            if mean_heads:
+                p = p.mean(1, keepdim=True)
+            classes = plan.q_hot[sl, None], plan.k_hot[sl, None]  # (g', 1, N, 3)
+            parts.append(torch.stack(source_entropy(p, *classes, s, uniform=uniform), 1))
+        per_group = torch.cat(parts).double()
+    # per_group: (G', 2, heads', 3q, 3k) entropy and mass of each group
     h, mass = (plan.scan_hot @ per_group.flatten(1)).view(num_scans, *per_group.shape[1:]).unbind(1)
     real_rows = per_group[:, 0, :, REAL]  # (G', heads', 3k): entropy of the real queries by key source
     total = real_rows.sum(-1, keepdim=True)
@@ -98,6 +106,8 @@ class _Plan:
 
     q_hot: torch.Tensor  # (G', Nq, 3) float32 one-hot query sources
     k_hot: torch.Tensor  # (G', Nk, 3) float32
+    q_index: torch.Tensor  # (G', Nq) int64 query sources (the CPU kernel's form)
+    k_rows: torch.Tensor  # (G', 3, Nk) float32 one-hot key sources, a row per source
     runs: list[tuple[slice, bool]]  # chunks of groups and whether each is uniform
     scan_hot: torch.Tensor  # (B, G') float64: which scan each group belongs to
     has_real: torch.Tensor  # (G',) float64: the group holds real queries
@@ -115,8 +125,9 @@ def _plan(layout: SiteLayout, groups: slice, num_scans: int, step: int, device: 
     k_hot = F.one_hot(key_sources.to(device).long(), NUM_SOURCES).to(torch.float32)
     scan_hot = F.one_hot(layout.scan_index[groups].to(device).long(), num_scans).to(torch.float64).T
     has_real = (query_sources == REAL).any(1).to(device).double()
-    plan = _Plan(q_hot, k_hot, _runs(_uniform_groups(query_sources, key_sources), step), scan_hot,
-                 has_real, scan_hot @ has_real, scan_hot @ q_hot.sum(1).double())
+    kernel_form = query_sources.long().cpu(), k_hot.transpose(1, 2).contiguous().cpu()
+    plan = _Plan(q_hot, k_hot, *kernel_form, _runs(_uniform_groups(query_sources, key_sources), step),
+                 scan_hot, has_real, scan_hot @ has_real, scan_hot @ q_hot.sum(1).double())
     layout.plans[key] = plan
     return plan
 
