@@ -200,10 +200,10 @@ def main() -> None:
     if args.worker:
         worker(*args.worker, args.threads)
         return
+    load = f", {args.load} busy-looping process{'es' if args.load > 1 else ''} alongside" if args.load else ""
     print(
         f"# bench_adi {date.today()} on {platform.node()} ({platform.processor() or platform.machine()}), "
-        f"{args.threads} threads, median of {args.repeats} paired repeats"
-        + (f", {args.load} busy-looping process{'es' if args.load > 1 else ''} alongside" if args.load else "")
+        f"{args.threads} threads, median of {args.repeats} paired repeats{load}"
     )
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     try:
