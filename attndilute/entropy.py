@@ -16,6 +16,7 @@ Both compute in float32 (float64 if given float64), whatever the input dtype.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, fields
 
 import torch
@@ -57,6 +58,15 @@ class EntropySums:
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _no_autocast(tensor: torch.Tensor):
+    """Leave a caller's autocast region: it would run the sums' matrix products in bf16 or fp16
+    (an ``autocast_dtype`` forward reduces its attention inside the region)."""
+    device = tensor.device.type
+    if torch.amp.is_autocast_available(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
 
 
 def neg_plogp(p: torch.Tensor) -> torch.Tensor:
@@ -115,6 +125,12 @@ def source_entropy(
         ``(h, mass)``, each (..., k, k): ``h[..., s, t] = Σ_{i∈s} -Σ_{j∈t} α_ij log α_ij`` and
         ``mass[..., s, t] = Σ_{i∈s} Σ_{j∈t} α_ij``.
     """
+    with _no_autocast(attn):
+        return _source_entropy(attn, query_classes, key_classes, scores, uniform)
+
+
+def _source_entropy(attn, query_classes, key_classes, scores, uniform):
+    """:func:`source_entropy` outside any autocast region."""
     scores = None if scores is None else scores.to(attn.dtype)
     lse = None if scores is None else _log_partition(attn, scores)  # (..., Nq, 1)
     if uniform:
@@ -261,13 +277,14 @@ def entropy_decomposition_from_scores(
     qr, kr = _class_weights(query_real, key_real, lead, nq, nk, scores.device, dtype)
     keys = torch.stack([kr, 1 - kr], -1)  # (..., Nk, 2)
     ent_parts, mass_parts = [], []
-    for start in range(0, nq, tile):
-        s = scores[..., start : start + tile, :].to(dtype)  # (..., t, Nk)
-        log_z = torch.logsumexp(s, dim=-1, keepdim=True)  # (..., t, 1)
-        p = torch.exp(s - log_z)
-        gap = torch.where(p > 0, log_z - s, torch.zeros_like(s))  # -log p, 0 where p == 0
-        ent_parts.append((p * gap) @ keys)  # (..., t, 2)
-        mass_parts.append(p @ keys)
+    with _no_autocast(scores):
+        for start in range(0, nq, tile):
+            s = scores[..., start : start + tile, :].to(dtype)  # (..., t, Nk)
+            log_z = torch.logsumexp(s, dim=-1, keepdim=True)  # (..., t, 1)
+            p = torch.exp(s - log_z)
+            gap = torch.where(p > 0, log_z - s, torch.zeros_like(s))  # -log p, 0 where p == 0
+            ent_parts.append((p * gap) @ keys)  # (..., t, 2)
+            mass_parts.append(p @ keys)
     return _sums(torch.cat(ent_parts, -2), torch.cat(mass_parts, -2), qr)
 
 

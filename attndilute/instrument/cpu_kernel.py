@@ -43,7 +43,7 @@ KEY_BLOCK = 4096
 #: work items per thread: the pool hands them out as threads free up (a core busy elsewhere)
 PIECES_PER_THREAD = 4
 #: entries converted to float32 at a time when the maps come in another dtype
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 20  # 4 MB per converted map, as the torch form's chunks
 
 
 def available() -> bool:

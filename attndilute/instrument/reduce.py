@@ -19,12 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from attndilute.entropy import source_entropy
+from attndilute.instrument import cpu_kernel
 from attndilute.masks import INPUT_PAD, LAYOUT_PAD, REAL
 
 if TYPE_CHECKING:  # sites -> fused -> reduce: the layout type is only named here
     from attndilute.instrument.sites import SiteLayout
 
 NUM_SOURCES = 3
+#: bumped when the sums of the same attention change beyond rounding; a resumable run keys its
+#: committed parts with it, so parts from before a change are measured again (2: the sums leave
+#: the caller's autocast region, 2026-12-03)
+SUMS_VERSION = 2
 CHUNK_ELEMENTS = 1 << 20  # ~4 MB of float32 per temporary (256K-2M entries timed within 10% on CPU)
 
 
@@ -61,7 +66,7 @@ def reduce_attention(
         its input-pad and layout-pad parts; ``windows`` (B,): how many such windows; ``count``
         (B, 3): queries of each source.
 
-    Its length is the documented signature: the code is 33 lines.
+    Its length is the documented signature: the code is 32 lines.
     """
     groups = groups or slice(0, layout.query_sources.shape[0])
     query_sources, key_sources = layout.query_sources[groups], layout.key_sources[groups]
@@ -74,8 +79,6 @@ def reduce_attention(
     if scores is not None and scores.shape != attn.shape:
         raise RuntimeError(f"scores {tuple(scores.shape)} and attention {tuple(attn.shape)} differ")
     plan = _plan(layout, groups, num_scans, max(1, chunk_elements // max(1, heads * nq * nk)), attn.device)
-    from attndilute.instrument import cpu_kernel  # numba: imported on the first measured call
-
     if not mean_heads and cpu_kernel.applies(attn, scores):  # one pass over the maps, no chunks
         per_group = cpu_kernel.group_sums(attn, scores, plan.q_index, plan.k_rows).transpose(1, 2)
     else:

@@ -26,6 +26,7 @@ from attndilute.data import crop_or_pad, discover, preprocess, resolve_data
 from attndilute.errors import AttnDiluteError
 from attndilute.instrument import measure_adi
 from attndilute.instrument.dataset import stage_table
+from attndilute.instrument.reduce import SUMS_VERSION
 from attndilute.names import model_label
 from attndilute.resolved import Resolved, describe
 from attndilute.store.parts import Parts
@@ -218,6 +219,7 @@ def _run_key(setup: _Setup, heads, windows, autocast) -> dict:
         "heads": heads,
         "windows": windows,
         "autocast": autocast or "none",
+        "sums": SUMS_VERSION,
     }
 
 

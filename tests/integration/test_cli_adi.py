@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from attndilute import models
+from attndilute.instrument.reduce import SUMS_VERSION
 from attndilute.study.adi import PARTS, run_adi
 
 
@@ -62,7 +63,7 @@ def test_adi_command_writes_every_output(cli, cohort, tmp_path):
     assert "<html" in (out / "adi.html").read_text()[:500].lower()
 
 
-def test_interrupted_run_resumes_to_the_same_dataset(tiny_cohort, tmp_path):
+def test_interrupted_run_resumes_to_the_same_dataset(tiny_cohort, tmp_path, monkeypatch):
     data, ckpt = tiny_cohort
     full = run_adi(str(ckpt), out=tmp_path / "full", data=data, batch_size=2)
 
@@ -84,6 +85,11 @@ def test_interrupted_run_resumes_to_the_same_dataset(tiny_cohort, tmp_path):
         run_adi(str(ckpt), out=tmp_path / "mixed", data=data, batch_size=2, progress=stop_after_first)
     other = run_adi(str(ckpt), out=tmp_path / "mixed", data=data, batch_size=2, heads="mean-attention")
     assert other.resumed == 0 and other.dataset.sizes["head"] == 1
+    # nor parts whose sums an earlier version of the reduction computed
+    with pytest.raises(Stop):
+        run_adi(str(ckpt), out=tmp_path / "older", data=data, batch_size=2, progress=stop_after_first)
+    monkeypatch.setattr("attndilute.study.adi.SUMS_VERSION", SUMS_VERSION + 1)
+    assert run_adi(str(ckpt), out=tmp_path / "older", data=data, batch_size=2).resumed == 0
 
 
 def test_adi_errors_are_one_line(cli, cohort, tmp_path):

@@ -276,6 +276,20 @@ def test_autocast_bfloat16_entropy_in_float32():
     np.testing.assert_allclose(half["adi"].values, exact["adi"].values, atol=0.02)
 
 
+def test_autocast_forward_same_sums_from_the_cpu_kernel_and_the_torch_form(monkeypatch):
+    from attndilute.instrument import cpu_kernel
+
+    if not cpu_kernel.available():
+        pytest.skip("the C extension was not built")
+    torch.manual_seed(8)
+    model = models.build("smit-tiny").eval()
+    x, real = _batch((64, 64, 32), (12,))
+    kernel = measure_adi(model, x, real, autocast_dtype=torch.bfloat16)
+    monkeypatch.setenv("ATTNDILUTE_KERNEL", "torch")
+    torch_form = measure_adi(model, x, real, autocast_dtype=torch.bfloat16)
+    np.testing.assert_allclose(kernel["h_src"].values, torch_form["h_src"].values, rtol=1e-5, atol=1e-6)
+
+
 def test_batches_with_different_masks_equal_single_scans():
     torch.manual_seed(7)
     model = models.build("smit-tiny").eval()
