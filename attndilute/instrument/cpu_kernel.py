@@ -42,6 +42,9 @@ NUM_SOURCES = 3
 KEY_BLOCK = 4096
 #: work items per thread: the pool hands them out as threads free up (a core busy elsewhere)
 PIECES_PER_THREAD = 4
+#: calls with fewer entries run in the calling thread: handing them to the pool costs more than
+#: it saves (a ViT-S map, 6 x 197 x 197, takes about 0.25 ms on one core)
+SERIAL_ENTRIES = 1 << 20
 #: entries converted to float32 at a time when the maps come in another dtype
 CHUNK_ELEMENTS = 1 << 20  # 4 MB per converted map, as the torch form's chunks
 
@@ -73,7 +76,7 @@ def group_sums(
         scores: (G, heads, Nq, Nk) the logits ``attn`` is the softmax of (every bias and mask added).
         query_sources: (G, Nq) int64 source of every query (``masks.REAL``, ``INPUT_PAD``, ``LAYOUT_PAD``).
         key_rows: (G, 3, Nk) float32 one-hot key sources, one row per source.
-        threads: worker threads (default ``torch.get_num_threads()``).
+        threads: worker threads (default ``torch.get_num_threads()``, 1 for a small call).
 
     Returns:
         (G, heads, 2, 3, 3) float64: ``[..., 0, s, t]`` the entropy queries of source s spend on
@@ -91,7 +94,7 @@ def group_sums(
     out = torch.zeros(g, heads, 2, NUM_SOURCES, NUM_SOURCES, dtype=torch.float64)
     q = query_sources.to(torch.int64).contiguous()
     k = key_rows.to(torch.float32).contiguous()
-    threads = max(1, threads or torch.get_num_threads())
+    threads = max(1, threads or (1 if attn.numel() < SERIAL_ENTRIES else torch.get_num_threads()))
     whole = attn.dtype == scores.dtype == torch.float32 and attn.is_contiguous() and scores.is_contiguous()
     step = g if whole else max(1, CHUNK_ELEMENTS // max(1, heads * nq * nk))
     for start in range(0, g, step):
