@@ -64,7 +64,8 @@ def _no_autocast(tensor: torch.Tensor):
     """Leave a caller's autocast region: it would run the sums' matrix products in bf16 or fp16
     (an ``autocast_dtype`` forward reduces its attention inside the region)."""
     device = tensor.device.type
-    if torch.amp.is_autocast_available(device):
+    is_available = getattr(torch.amp, "is_autocast_available", None)  # torch >= 2.4
+    if is_available(device) if is_available is not None else device in ("cpu", "cuda"):
         return torch.autocast(device, enabled=False)
     return contextlib.nullcontext()
 

@@ -18,6 +18,16 @@
 
 #define NUM_SOURCES 3
 #define KEY_BLOCK 4096
+/* cpu_kernel.KERNEL_VERSION: bump both when the signature or the sums change */
+#define KERNEL_VERSION 1
+
+#if defined(_WIN32)
+#define EXPORT __declspec(dllexport)
+#else
+#define EXPORT
+#endif
+
+EXPORT int attndilute_kernel_version(void) { return KERNEL_VERSION; }
 
 /* Floats of either sign order as these int32 keys do (an integer max vectorises everywhere). */
 static inline int32_t ordered(int32_t bits) { return bits ^ ((bits >> 31) & 0x7FFFFFFF); }
@@ -26,7 +36,7 @@ static inline int32_t ordered(int32_t bits) { return bits ^ ((bits >> 31) & 0x7F
 /* AVX2 + FMA where the CPU has them (chosen when the library loads), SSE2 elsewhere */
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
-void attndilute_group_sums(
+EXPORT void attndilute_group_sums(
     const float *p,              /* (G, heads, Nq, Nk) post-softmax weights, C-contiguous */
     const float *s,              /* (G, heads, Nq, Nk) the scores p is the softmax of */
     int64_t heads, int64_t nq, int64_t nk,

@@ -18,8 +18,9 @@ key source t,
 Both terms are non-negative, so float32 sums lose nothing to cancellation, whatever the size of
 the logits (the torch form must check for it); a row's sums go to float64 every 4096 keys. Keys
 with zero weight (masked by ``-inf``, ``finfo.min`` or a large negative bias) add nothing; a row of
-zeros has no entropy; a NaN weight gives NaN. One logarithm per row, no temporaries: the extra
-memory is the (G, heads, 2, 3, 3) result.
+zeros has no entropy; a NaN weight gives NaN. One logarithm per row; for contiguous float32 maps
+no temporaries (the extra memory is the (G, heads, 2, 3, 3) result), otherwise float32 copies of
+about 2^20 entries at a time (at least one group).
 
 Where the extension was not built (no C compiler at install), or ``ATTNDILUTE_KERNEL=torch``,
 every call takes the torch form.
@@ -32,7 +33,7 @@ import importlib.util
 import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import cache
 
 import torch
@@ -83,6 +84,8 @@ def group_sums(
         keys of source t, ``[..., 1, s, t]`` the attention mass, as :func:`source_entropy` gives.
     """
     g, heads, nq, nk = attn.shape
+    if any(t.device.type != "cpu" for t in (attn, scores, query_sources, key_rows)):
+        raise ValueError("the CPU entropy kernel takes CPU tensors only")
     sources_ok = query_sources.numel() == 0 or 0 <= int(query_sources.min()) <= int(query_sources.max()) < 3
     if scores.shape != attn.shape or query_sources.shape != (g, nq) or key_rows.shape != (g, NUM_SOURCES, nk):
         raise ValueError(  # the compiled loops do not check bounds
@@ -96,7 +99,7 @@ def group_sums(
     k = key_rows.to(torch.float32).contiguous()
     threads = max(1, threads or (1 if attn.numel() < SERIAL_ENTRIES else torch.get_num_threads()))
     whole = attn.dtype == scores.dtype == torch.float32 and attn.is_contiguous() and scores.is_contiguous()
-    step = g if whole else max(1, CHUNK_ELEMENTS // max(1, heads * nq * nk))
+    step = max(1, g) if whole else max(1, CHUNK_ELEMENTS // max(1, heads * nq * nk))
     for start in range(0, g, step):
         sl = slice(start, min(g, start + step))
         p = attn[sl].detach().to(torch.float32).contiguous()  # no copy: float32 contiguous
@@ -116,8 +119,13 @@ def _run(pointers: tuple, blocks: int, threads: int) -> None:
     edges = [blocks * r // pieces for r in range(pieces + 1)]
     pool = _pool(threads)
     futures = [pool.submit(kernel, *pointers, lo, hi) for lo, hi in itertools.pairwise(edges) if hi > lo]
-    for future in futures:
-        future.result()
+    try:
+        for future in futures:
+            future.result()
+    finally:  # an interrupt: no piece may outlive the tensors its pointers point into
+        for future in futures:
+            future.cancel()
+        wait(futures)
 
 
 _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -133,14 +141,25 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _POOL[key]
 
 
+#: the C source's ``KERNEL_VERSION``: a library built from another version of the source (an
+#: editable install not rebuilt after a change) is not called
+KERNEL_VERSION = 1
+
+
 @cache
 def _library() -> ctypes.CDLL | None:
-    """The built extension as a C library, or None where it was not built."""
+    """The built extension as a C library, or None where it was not built or does not match."""
     spec = importlib.util.find_spec("attndilute.instrument._entropy_kernel")
     if spec is None or not spec.origin:
         return None
-    library = ctypes.CDLL(spec.origin)
-    function = library.attndilute_group_sums
+    try:
+        library = ctypes.CDLL(spec.origin)
+        version, function = library.attndilute_kernel_version, library.attndilute_group_sums
+    except (OSError, AttributeError):
+        return None
+    version.argtypes, version.restype = [], ctypes.c_int
+    if version() != KERNEL_VERSION:
+        return None
     pointer, size = ctypes.c_void_p, ctypes.c_int64
     function.argtypes = [pointer, pointer, size, size, size, pointer, pointer, pointer, size, size]
     function.restype = None

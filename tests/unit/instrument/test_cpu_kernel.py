@@ -102,13 +102,34 @@ def test_rows_longer_than_a_key_block():
     torch.testing.assert_close(out[:, :, 1], m_ref, atol=1e-6, rtol=1e-6)
 
 
-def test_threads_and_chunks_give_the_same_sums():
+def test_threads_and_chunks_give_the_same_sums(monkeypatch):
     scores = torch.randn(5, 3, 27, 27, generator=torch.Generator().manual_seed(9)) * 2
     q_src, k_src = _sources(5, 27, 10), _sources(5, 27, 11)
     one = _kernel(scores.softmax(-1), scores, q_src, k_src, threads=1)
     assert torch.equal(_kernel(scores.softmax(-1), scores, q_src, k_src, threads=3), one)
+    monkeypatch.setattr(cpu_kernel, "CHUNK_ELEMENTS", 2 * 3 * 27 * 27)  # chunks of 2 groups: 2, 2, 1
     strided = scores.transpose(-1, -2).contiguous().transpose(-1, -2)  # not contiguous: converted in chunks
     assert torch.equal(_kernel(strided.softmax(-1), strided, q_src, k_src, threads=2), one)
+
+
+def test_rows_of_negative_scores():
+    """All scores below zero and distinct: the row maximum is taken on the float bits, which order
+    negative floats backwards unless flipped."""
+    scores = -torch.rand(2, 2, 30, 30, generator=torch.Generator().manual_seed(15)) * 8 - 0.5
+    q_src, k_src = _sources(2, 30, 16), _sources(2, 30, 17)
+    out = _kernel(scores.softmax(-1), scores, q_src, k_src)
+    assert _rel(out[:, :, 0], _oracle(scores, q_src, k_src)[0]) < 1e-6
+
+
+def test_a_library_built_from_another_source_version_is_not_called(monkeypatch):
+    monkeypatch.setattr(cpu_kernel, "KERNEL_VERSION", cpu_kernel.KERNEL_VERSION + 1)
+    cpu_kernel._library.cache_clear()
+    try:
+        assert not cpu_kernel.available()
+    finally:
+        monkeypatch.undo()
+        cpu_kernel._library.cache_clear()
+    assert cpu_kernel.available()
 
 
 def test_reduce_attention_takes_the_kernel_on_cpu_and_the_torch_form_when_switched_off(monkeypatch):
@@ -140,3 +161,8 @@ def test_mismatched_shapes_and_sources_are_refused_before_the_compiled_loops():
         _kernel(scores.softmax(-1), scores, src[:, :4], src)
     with pytest.raises(ValueError, match="0, 1 or 2"):
         _kernel(scores.softmax(-1), scores, src + 3, src)
+    meta = torch.empty(2, 1, 5, 5, device="meta")
+    with pytest.raises(ValueError, match="CPU tensors"):
+        _kernel(meta, meta, src, src)
+    empty = torch.zeros(0, 1, 5, 5)  # no groups: no sums
+    assert _kernel(empty, empty, src[:0], src[:0]).shape == (0, 1, 2, 3, 3)
