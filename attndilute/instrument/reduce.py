@@ -109,8 +109,8 @@ class _Plan:
 
     q_hot: torch.Tensor  # (G', Nq, 3) float32 one-hot query sources
     k_hot: torch.Tensor  # (G', Nk, 3) float32
-    q_index: torch.Tensor  # (G', Nq) int64 query sources (the CPU kernel's form)
-    k_rows: torch.Tensor  # (G', 3, Nk) float32 one-hot key sources, a row per source
+    q_index: torch.Tensor | None  # (G', Nq) int64 query sources (the CPU kernel's form; None off CPU)
+    k_rows: torch.Tensor | None  # (G', 3, Nk) float32 one-hot key sources, a row per source
     runs: list[tuple[slice, bool]]  # chunks of groups and whether each is uniform
     scan_hot: torch.Tensor  # (B, G') float64: which scan each group belongs to
     has_real: torch.Tensor  # (G',) float64: the group holds real queries
@@ -128,7 +128,9 @@ def _plan(layout: SiteLayout, groups: slice, num_scans: int, step: int, device: 
     k_hot = F.one_hot(key_sources.to(device).long(), NUM_SOURCES).to(torch.float32)
     scan_hot = F.one_hot(layout.scan_index[groups].to(device).long(), num_scans).to(torch.float64).T
     has_real = (query_sources == REAL).any(1).to(device).double()
-    kernel_form = query_sources.long().cpu(), k_hot.transpose(1, 2).contiguous().cpu()
+    kernel_form = (None, None)  # the CPU kernel's query indices and key rows, for CPU plans only
+    if torch.device(device).type == "cpu":
+        kernel_form = query_sources.to(device).long(), k_hot.transpose(1, 2).contiguous()
     plan = _Plan(q_hot, k_hot, *kernel_form, _runs(_uniform_groups(query_sources, key_sources), step),
                  scan_hot, has_real, scan_hot @ has_real, scan_hot @ q_hot.sum(1).double())
     layout.plans[key] = plan
